@@ -1,0 +1,577 @@
+//! `govctl audit verify`: streams a fetched log through ea-audit's [`LogVerifier`] with the
+//! attestation checker ([`super::attest`]) and the request checker ([`super::requests`]).
+//!
+//! Records are read one at a time, and each checkpoint is added just before the records it
+//! covers (as `ea_audit::verify_log` does), so memory stays bounded by the tree, whatever
+//! the size of the log. The first failure is reported with the first record it implicates.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ea_audit::note::NoteVerifier;
+use ea_audit::receipt::{verify_receipt, ReceiptError};
+use ea_audit::verify::{
+    AttestationChecker, LogSummary, LogVerifier, RequestChecker, VerifyOptions,
+};
+use ea_audit::{LogError, MerkleTree};
+use ea_ledger::RecordProof;
+use serde::Serialize;
+
+use super::attest::{self, DocumentChecker};
+use super::layout::{
+    self, Manifest, NoteFileError, NoteReader, RecordFileError, RecordReader, CHECKPOINTS, RECORDS,
+};
+use super::requests::{LedgerKeys, SignatureChecker};
+use super::VerifyArgs;
+
+/// Why a log directory does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The log verifier refused it.
+    #[error("{}", .0.kind)]
+    Log(#[from] LogError),
+    /// The records file is damaged.
+    #[error(transparent)]
+    Records(#[from] RecordFileError),
+    /// The checkpoints file is damaged.
+    #[error(transparent)]
+    Checkpoints(#[from] NoteFileError),
+    /// The log verifies but does not honour a receipt given with `--receipt`.
+    #[error(transparent)]
+    Receipt(#[from] ReceiptRefusal),
+}
+
+impl Refusal {
+    /// The first record the failure implicates, if any.
+    pub fn index(&self) -> Option<u64> {
+        match self {
+            Refusal::Log(error) => error.index,
+            Refusal::Records(error) => error.index(),
+            Refusal::Checkpoints(_) => None,
+            Refusal::Receipt(
+                ReceiptRefusal::Invalid { index, .. }
+                | ReceiptRefusal::Missing { index, .. }
+                | ReceiptRefusal::Rewritten { index, .. },
+            ) => Some(*index),
+            Refusal::Receipt(ReceiptRefusal::Unreadable { .. }) => None,
+        }
+    }
+}
+
+/// Verifies the records and checkpoints read from `records` and `notes`.
+pub fn verify_files<A: AttestationChecker, R: RequestChecker>(
+    records: impl Read,
+    notes: impl BufRead,
+    attestation: A,
+    requests: R,
+) -> Result<(LogSummary, MerkleTree), Refusal> {
+    let mut verifier = LogVerifier::new(attestation, requests, VerifyOptions::default());
+    let mut records = RecordReader::new(records);
+    let mut notes = NoteReader::new(notes);
+    while let Some(note) = notes.next_note()? {
+        verifier.add_checkpoint(&note)?;
+        while verifier.waiting_checkpoints() > 0 {
+            match records.next_record()? {
+                Some(bytes) => {
+                    verifier.add_record(&bytes)?;
+                }
+                // The records end before this checkpoint: `finish` names the truncation.
+                None => break,
+            }
+        }
+    }
+    while let Some(bytes) = records.next_record()? {
+        verifier.add_record(&bytes)?;
+    }
+    Ok(verifier.finish_with_tree()?)
+}
+
+/// Why a receipt is not honoured by the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptRefusal {
+    /// The file is not a reply with receipts.
+    #[error("{}: not a reply with receipts: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The receipt itself does not verify against the log's attested keys.
+    #[error("{}: the receipt of record {index} does not verify against this log's keys: {error}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The record's index.
+        index: u64,
+        /// Why.
+        error: ReceiptError,
+    },
+    /// The log ends before the receipt's record.
+    #[error(
+        "{}: the enclave acknowledged record {index} (checkpoint of size {acknowledged}) but the \
+         log holds {records} records: acknowledged records are missing (the log was rolled back \
+         or truncated)",
+        path.display()
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The record's index.
+        index: u64,
+        /// The size of the receipt's checkpoint.
+        acknowledged: u64,
+        /// The log's size.
+        records: u64,
+    },
+    /// The log holds another record, or another tree, than the receipt proves.
+    #[error(
+        "{}: the log differs from what the receipt of record {index} proves (checkpoint of size \
+         {acknowledged}): the log was rewritten",
+        path.display()
+    )]
+    Rewritten {
+        /// The file.
+        path: PathBuf,
+        /// The record's index.
+        index: u64,
+        /// The size of the receipt's checkpoint.
+        acknowledged: u64,
+    },
+}
+
+/// The receipts a reply file carries: a whole reply (`records`), or one `{record, receipt}`.
+fn read_receipts(path: &Path) -> Result<Vec<RecordProof>, ReceiptRefusal> {
+    let unreadable = |reason: String| ReceiptRefusal::Unreadable {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
+    let proofs = match value.get("records") {
+        Some(records) => serde_json::from_value::<Vec<RecordProof>>(records.clone()),
+        None => serde_json::from_value::<RecordProof>(value).map(|proof| vec![proof]),
+    }
+    .map_err(|e| unreadable(e.to_string()))?;
+    if proofs.is_empty() {
+        return Err(unreadable("it carries no records".into()));
+    }
+    Ok(proofs)
+}
+
+/// Checks that the verified log (`summary`, `tree`) holds every record the receipts in
+/// `paths` prove, under checkpoints consistent with it.
+fn check_receipts(
+    paths: &[PathBuf],
+    summary: &LogSummary,
+    tree: &MerkleTree,
+) -> Result<(), ReceiptRefusal> {
+    let keys: Vec<NoteVerifier> = summary
+        .log_keys
+        .iter()
+        .map(|k| k.verifier.clone())
+        .collect();
+    for path in paths {
+        for proof in read_receipts(path)? {
+            let index = proof.receipt.index;
+            let verified =
+                verify_receipt(&proof.record, &proof.receipt, &keys).map_err(|error| {
+                    ReceiptRefusal::Invalid {
+                        path: path.clone(),
+                        index,
+                        error,
+                    }
+                })?;
+            let acknowledged = verified.checkpoint().size;
+            if tree.size() < acknowledged {
+                return Err(ReceiptRefusal::Missing {
+                    path: path.clone(),
+                    index,
+                    acknowledged,
+                    records: tree.size(),
+                });
+            }
+            if tree.leaf(index) != Some(verified.leaf_hash())
+                || tree.root_at(acknowledged) != Some(verified.checkpoint().root)
+            {
+                return Err(ReceiptRefusal::Rewritten {
+                    path: path.clone(),
+                    index,
+                    acknowledged,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct LogKeyJson {
+    /// The `enclave_start` record that attested it.
+    index: u64,
+    /// The key in signed-note verifier key format.
+    key: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Verified {
+    verified: bool,
+    records: u64,
+    checkpoint_size: u64,
+    root: String,
+    checkpoints: usize,
+    origin: String,
+    genesis_hash: String,
+    log_keys: Vec<LogKeyJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetched_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Refused {
+    verified: bool,
+    index: Option<u64>,
+    error: String,
+}
+
+fn open(dir: &std::path::Path, name: &str) -> anyhow::Result<File> {
+    let path = dir.join(name);
+    File::open(&path).with_context(|| format!("opening {}", path.display()))
+}
+
+pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let options = attest::options(
+        args.root.as_deref(),
+        &args.pcrs,
+        args.pcrs_file.as_deref(),
+        args.allow_debug,
+    )?;
+    // Informational only: the verdict rests on the records and checkpoints alone.
+    let manifest = layout::read_manifest(&args.dir)?;
+    let records = BufReader::new(open(&args.dir, RECORDS)?);
+    let notes = BufReader::new(open(&args.dir, CHECKPOINTS)?);
+    let requests = SignatureChecker::new(LedgerKeys::default());
+    let outcome = verify_files(records, notes, DocumentChecker::new(options), &requests);
+    let outcome = outcome.and_then(|(summary, tree)| {
+        check_receipts(&args.receipts, &summary, &tree)?;
+        Ok(summary)
+    });
+    match outcome {
+        Ok(summary) => {
+            if let Some(path) = &args.state_out {
+                let state = requests
+                    .into_directory()
+                    .into_state()
+                    .context("the verified log has no genesis")?;
+                std::fs::write(path, state.to_json_pretty())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            print_verified(&summary, manifest.as_ref(), args.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refusal) => {
+            print_refused(&refusal, args.json)?;
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn print_verified(summary: &LogSummary, manifest: Option<&Manifest>, json: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        let report = Verified {
+            verified: true,
+            records: summary.records,
+            checkpoint_size: summary.checkpoint_size,
+            root: STANDARD.encode(summary.root.as_bytes()),
+            checkpoints: summary.checkpoints,
+            origin: summary.origin.clone(),
+            genesis_hash: summary.genesis_hash.to_hex(),
+            log_keys: summary
+                .log_keys
+                .iter()
+                .map(|key| LogKeyJson {
+                    index: key.index,
+                    key: key.verifier.to_string(),
+                })
+                .collect(),
+            endpoint: manifest.map(|m| m.endpoint.clone()),
+            fetched_at: manifest.map(|m| m.fetched_at.clone()),
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        return writeln!(out);
+    }
+    writeln!(
+        out,
+        "verified {} records up to checkpoint {} (root {})",
+        summary.records,
+        summary.checkpoint_size,
+        STANDARD.encode(summary.root.as_bytes())
+    )?;
+    writeln!(out, "log:         {}", summary.origin)?;
+    writeln!(out, "genesis:     {}", summary.genesis_hash.to_hex())?;
+    writeln!(out, "checkpoints: {}", summary.checkpoints)?;
+    for key in &summary.log_keys {
+        writeln!(
+            out,
+            "log key:     {} (attested by record {})",
+            key.verifier, key.index
+        )?;
+    }
+    if let Some(manifest) = manifest {
+        writeln!(
+            out,
+            "fetched:     {} from {}",
+            manifest.fetched_at, manifest.endpoint
+        )?;
+    }
+    Ok(())
+}
+
+fn print_refused(refusal: &Refusal, json: bool) -> io::Result<()> {
+    if json {
+        let mut out = io::stdout().lock();
+        let report = Refused {
+            verified: false,
+            index: refusal.index(),
+            error: refusal.to_string(),
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    }
+    match refusal.index() {
+        Some(index) => eprintln!("govctl: audit log refused at record {index}: {refusal}"),
+        None => eprintln!("govctl: audit log refused: {refusal}"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ciborium::Value;
+    use ea_audit::hash::leaf_hash;
+    use ea_audit::note::NoteSigner;
+    use ea_audit::verify::AttestedKey;
+    use ea_audit::{log_origin, Checkpoint, MerkleTree, Record, RecordKind};
+    use ea_protocol::signed::{RequestSigner, SignatureAlgorithm};
+    use ring::signature::{Ed25519KeyPair, KeyPair as _};
+
+    use super::*;
+    use crate::audit::requests::tests::{add, signed_by, TestDirectory};
+
+    /// Takes a document to be the bare log key it attests (the attestation checks
+    /// themselves are tested with real documents in tests/audit.rs).
+    struct KeyIsTheDocument;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    impl AttestationChecker for KeyIsTheDocument {
+        type Error = Never;
+        fn check(&self, document: &[u8], _: &[u8]) -> Result<AttestedKey, Never> {
+            Ok(AttestedKey {
+                public_key: Some(document.to_vec()),
+            })
+        }
+    }
+
+    /// Genesis gives alice her key, record 1 attests the log key, records 2 and 3 embed
+    /// alice's requests (`third` is record 3's); one checkpoint per record after the first
+    /// two.
+    fn files(alice: &RequestSigner, third: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+        let log_key = Ed25519KeyPair::from_seed_unchecked(&[8; 32]).unwrap();
+        let record = |seq, kind, actor: &str, request, changes| Record {
+            seq,
+            time: 1_700_000_000_000,
+            kind,
+            actor: actor.into(),
+            request,
+            decision: Value::Null,
+            changes,
+            attestation: None,
+        };
+        let genesis = record(
+            0,
+            RecordKind::Genesis,
+            "platform",
+            None,
+            add("alice", alice),
+        );
+        let origin = log_origin(&genesis.record_hash().unwrap());
+        let mut start = record(1, RecordKind::EnclaveStart, "enclave", None, Value::Null);
+        start.attestation = Some(log_key.public_key().as_ref().to_vec());
+        let records = [
+            genesis,
+            start,
+            record(
+                2,
+                RecordKind::StateChange,
+                "alice",
+                Some(signed_by(alice, "alice")),
+                Value::Null,
+            ),
+            record(
+                3,
+                RecordKind::StateChange,
+                "alice",
+                Some(third),
+                Value::Null,
+            ),
+        ];
+        let signer = NoteSigner::new(&origin, Box::new(log_key)).unwrap();
+        let (mut record_file, mut note_file) = (Vec::new(), Vec::new());
+        let mut tree = MerkleTree::new();
+        for record in &records {
+            let bytes = record.to_bytes().unwrap();
+            layout::write_record(&mut record_file, &bytes).unwrap();
+            tree.push(leaf_hash(&bytes));
+            if tree.size() >= 2 {
+                let checkpoint = Checkpoint {
+                    origin: origin.clone(),
+                    size: tree.size(),
+                    root: tree.root(),
+                };
+                layout::write_note(&mut note_file, &checkpoint.sign(&signer).unwrap()).unwrap();
+            }
+        }
+        (record_file, note_file)
+    }
+
+    #[test]
+    fn embedded_requests_are_checked_in_log_order_and_a_bad_one_is_named() {
+        let (alice, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        let (records, notes) = files(&alice, signed_by(&alice, "alice"));
+        let summary = verify_files(
+            records.as_slice(),
+            notes.as_slice(),
+            KeyIsTheDocument,
+            SignatureChecker::new(TestDirectory::default()),
+        )
+        .unwrap()
+        .0;
+        assert_eq!((summary.records, summary.checkpoint_size), (4, 4));
+
+        // Record 3 signed by a key the log never gave alice.
+        let (mallory, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        let (records, notes) = files(&alice, signed_by(&mallory, "alice"));
+        let refusal = verify_files(
+            records.as_slice(),
+            notes.as_slice(),
+            KeyIsTheDocument,
+            SignatureChecker::new(TestDirectory::default()),
+        )
+        .unwrap_err();
+        assert_eq!(refusal.index(), Some(3));
+        assert!(
+            refusal.to_string().contains("is not a key of principal"),
+            "{refusal}"
+        );
+    }
+
+    /// A reply file proving `index` under a checkpoint of `size`, signed by `files`'s log
+    /// key, from the records in `record_file`.
+    fn reply_file(dir: &Path, record_file: &[u8], index: u64, size: u64) -> PathBuf {
+        let mut reader = layout::RecordReader::new(record_file);
+        let mut all = Vec::new();
+        while let Some(bytes) = reader.next_record().unwrap() {
+            all.push(bytes);
+        }
+        let tree = MerkleTree::from_leaves(all.iter().map(|b| leaf_hash(b)));
+        let genesis = Record::from_bytes(&all[0]).unwrap();
+        let origin = log_origin(&genesis.record_hash().unwrap());
+        let key = Ed25519KeyPair::from_seed_unchecked(&[8; 32]).unwrap();
+        let signer = NoteSigner::new(&origin, Box::new(key)).unwrap();
+        let checkpoint = Checkpoint {
+            origin,
+            size,
+            root: tree.root_at(size).unwrap(),
+        };
+        let proof = RecordProof {
+            record: all[usize::try_from(index).unwrap()].clone(),
+            receipt: ea_audit::Receipt {
+                index,
+                leaf_hash: tree.leaf(index).unwrap(),
+                inclusion_proof: tree.inclusion_proof(index, size).unwrap().path,
+                checkpoint: checkpoint.sign(&signer).unwrap(),
+            },
+        };
+        let path = dir.join(format!("reply-{index}-{size}.json"));
+        let reply = serde_json::json!({"result": {}, "records": [proof]});
+        std::fs::write(&path, reply.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn receipts_must_be_honoured_by_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alice, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        let (records, notes) = files(&alice, signed_by(&alice, "alice"));
+        let verify = |records: &[u8], notes: &[u8]| {
+            verify_files(
+                records,
+                notes,
+                KeyIsTheDocument,
+                SignatureChecker::new(TestDirectory::default()),
+            )
+            .unwrap()
+        };
+        let (summary, tree) = verify(&records, &notes);
+        let honoured = reply_file(dir.path(), &records, 3, 4);
+        check_receipts(std::slice::from_ref(&honoured), &summary, &tree).unwrap();
+
+        // The same log without its last record (and checkpoint): the receipt names what is
+        // missing.
+        let mut reader = layout::RecordReader::new(records.as_slice());
+        let mut shorter = Vec::new();
+        for _ in 0..3 {
+            let bytes = reader.next_record().unwrap().unwrap();
+            layout::write_record(&mut shorter, &bytes).unwrap();
+        }
+        let mut notes_reader = layout::NoteReader::new(notes.as_slice());
+        let mut fewer_notes = Vec::new();
+        for _ in 0..2 {
+            let note = notes_reader.next_note().unwrap().unwrap();
+            layout::write_note(&mut fewer_notes, &note).unwrap();
+        }
+        let (summary, tree) = verify(&shorter, &fewer_notes);
+        let refusal = check_receipts(std::slice::from_ref(&honoured), &summary, &tree).unwrap_err();
+        assert!(
+            matches!(
+                refusal,
+                ReceiptRefusal::Missing {
+                    index: 3,
+                    acknowledged: 4,
+                    records: 3,
+                    ..
+                }
+            ),
+            "{refusal}"
+        );
+
+        // Another record 3 (alice signed something else): the log was rewritten.
+        let (other_records, other_notes) = files(&alice, signed_by(&alice, "alice"));
+        let (summary, tree) = verify(&other_records, &other_notes);
+        let refusal = check_receipts(std::slice::from_ref(&honoured), &summary, &tree).unwrap_err();
+        assert!(
+            matches!(refusal, ReceiptRefusal::Rewritten { index: 3, .. }),
+            "{refusal}"
+        );
+
+        // Not a reply.
+        let junk = dir.path().join("junk.json");
+        std::fs::write(&junk, "{}").unwrap();
+        assert!(matches!(
+            check_receipts(&[junk], &summary, &tree).unwrap_err(),
+            ReceiptRefusal::Unreadable { .. }
+        ));
+    }
+}

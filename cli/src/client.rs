@@ -1,0 +1,134 @@
+//! The HTTP client every online subcommand shares: endpoint, TLS trust, JSON errors.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// Where the service is and how to trust it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EndpointArgs {
+    /// Base URL of the parent proxy, e.g. https://approvals.example.com or http://127.0.0.1:8443.
+    #[arg(long, env = "GOVCTL_ENDPOINT")]
+    pub endpoint: String,
+    /// PEM file with the CA certificate to trust for the proxy's TLS certificate, in addition
+    /// to the system's roots (for self-signed deployments).
+    #[arg(long, env = "GOVCTL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// A client bound to one endpoint.
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl ApiClient {
+    pub fn new(args: &EndpointArgs) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(args.timeout));
+        if let Some(path) = &args.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading CA certificate {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("parsing CA certificate {}", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let base = args.endpoint.trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            bail!(
+                "endpoint {base:?} must start with https:// (or http:// for a loopback test stack)"
+            );
+        }
+        Ok(Self {
+            http: builder.build()?,
+            base,
+        })
+    }
+
+    /// GETs `path` and returns the JSON body, or fails with the service's error.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Self::json_or_error(response).await
+    }
+
+    /// POSTs `body` with `content_type` and returns the status and the JSON body, error
+    /// bodies included (the caller reads the enclave's error codes).
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let body = response
+            .json()
+            .await
+            .with_context(|| format!("the service answered {status} without a JSON body"))?;
+        Ok((status, body))
+    }
+
+    /// POSTs a signed request's envelope (CBOR).
+    pub async fn post_cbor(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        self.post_bytes(path, "application/cbor", body).await
+    }
+
+    /// POSTs a JSON body to `path` and returns the JSON answer, or fails with the service's error.
+    #[allow(dead_code, reason = "kept for JSON routes")]
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        Self::json_or_error(response).await
+    }
+
+    async fn json_or_error(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .with_context(|| format!("the service answered {status} without a JSON body"))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let code = body
+            .pointer("/error/code")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown");
+        let message = body
+            .pointer("/error/message")
+            .and_then(|v| v.as_str())
+            .unwrap_or("no message");
+        bail!("{status}: {code}: {message}")
+    }
+}

@@ -1,0 +1,28 @@
+//! `govctl health`: is the enclave up?
+
+use std::process::ExitCode;
+
+use crate::client::{ApiClient, EndpointArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    endpoint: EndpointArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.endpoint)?;
+    let health = client.get_json("/v1/health").await?;
+    println!("{}", serde_json::to_string_pretty(&health)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `govctl describe`: what the enclave says about itself (version, NSM, phase, genesis hash,
+/// log size, log key). Informational: the parent relays it and could alter it; what is
+/// binding is checked through attestation and receipts.
+pub async fn describe(args: Args) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.endpoint)?;
+    let description = client.get_json("/v1/enclave").await?;
+    println!("{}", serde_json::to_string_pretty(&description)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,165 @@
+//! Signing a request, sending it, and checking the answer before reporting success.
+//!
+//! For an answer that wrote records, govctl checks, without trusting the proxy: that the
+//! first record carries its own signed request byte for byte; that each record is in the log
+//! (inclusion proof to its checkpoint); and that the checkpoint is signed by a log key the
+//! trust file has seen attested (learning a new one from its attested `enclave_start` record
+//! if the enclave restarted). Only then is the answer printed.
+//!
+//! Exit codes: 0 done (or pending approval), 3 refused or denied by policy, 1 any other error.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, ensure, Context};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ea_audit::receipt::{verify_receipt, ReceiptError};
+use ea_audit::record::Record;
+use ea_ledger::{Answer, ErrorReply, Operation, Reply};
+use ea_protocol::signed::encode_signed_request;
+
+use crate::client::{ApiClient, EndpointArgs};
+use crate::identity::{Identity, IdentityArgs};
+use crate::trust::{Trust, TrustArgs};
+
+/// What every signed subcommand takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print the signed request (base64, for `curl -H "X-Signed-Request: ..."` or
+    /// `{"signedRequest": ...}`) instead of sending it. It is valid for 5 minutes, once.
+    #[arg(long)]
+    pub print_signed: bool,
+    /// Also write the whole reply, records and receipts included, to FILE: the client's
+    /// proof that the enclave recorded its request, for `govctl audit verify --receipt`.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub receipt_out: Option<std::path::PathBuf>,
+    /// Skip the receipt checks (no trust file needed). The answer is then only as
+    /// trustworthy as the proxy that relayed it.
+    #[arg(long)]
+    pub dangerous_skip_receipts: bool,
+}
+
+fn now_ms() -> anyhow::Result<u64> {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    Ok(u64::try_from(since.as_millis())?)
+}
+
+/// Signs `operation` with the identity and returns the envelope's bytes.
+pub fn sign(args: &RequestArgs, operation: &Operation) -> anyhow::Result<Vec<u8>> {
+    let identity = Identity::load(&args.identity.identity)?;
+    let signed = identity
+        .signer
+        .sign(&identity.principal, operation, now_ms()?)
+        .context("signing the request")?;
+    Ok(encode_signed_request(&signed))
+}
+
+/// Signs, sends, checks and prints; returns the exit code.
+pub async fn run(args: &RequestArgs, operation: &Operation) -> anyhow::Result<ExitCode> {
+    let bytes = sign(args, operation)?;
+    if args.print_signed {
+        println!("{}", STANDARD.encode(&bytes));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = ApiClient::new(&args.endpoint)?;
+    let (status, body) = client.post_cbor("/v1/requests", bytes.clone()).await?;
+    if let Ok(error) = serde_json::from_value::<ErrorReply>(body.clone()) {
+        eprintln!(
+            "govctl: {status}: {}: {}",
+            error.error.code, error.error.message
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let reply: Reply = serde_json::from_value(body).with_context(|| {
+        format!("the service answered {status} with something that is not a reply")
+    })?;
+    if args.dangerous_skip_receipts {
+        if !reply.records.is_empty() {
+            eprintln!("govctl: receipts NOT checked (--dangerous-skip-receipts)");
+        }
+    } else {
+        let mut trust = Trust::load(&args.trust)?;
+        check(&client, &mut trust, &bytes, &reply).await?;
+    }
+    if let Some(path) = &args.receipt_out {
+        std::fs::write(path, serde_json::to_string_pretty(&reply)?)
+            .with_context(|| format!("writing the receipt to {}", path.display()))?;
+    }
+    println!("{}", serde_json::to_string_pretty(&reply.result)?);
+    Ok(exit_code(&reply.result))
+}
+
+/// 3 for a refusal or a deny, 1 for an error answer, 0 otherwise.
+pub fn exit_code(answer: &Answer) -> ExitCode {
+    match answer {
+        Answer::Denied { .. } => ExitCode::from(3),
+        Answer::Decision { decision, .. } if !decision.allowed => ExitCode::from(3),
+        Answer::Flow { decision, .. } if !decision.allowed => ExitCode::from(3),
+        Answer::Error { code, message } => {
+            eprintln!("govctl: {code}: {message}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Checks the records of a reply against the trust file (see the module documentation).
+pub async fn check(
+    client: &ApiClient,
+    trust: &mut Trust,
+    request: &[u8],
+    reply: &Reply,
+) -> anyhow::Result<()> {
+    let recorded = matches!(
+        reply.result,
+        Answer::Applied { .. }
+            | Answer::Pending { .. }
+            | Answer::Voted { .. }
+            | Answer::Denied { .. }
+    );
+    if recorded && reply.records.is_empty() {
+        bail!("the answer says the request was recorded, but carries no record of it");
+    }
+    if let Some(first) = reply.records.first() {
+        let record =
+            Record::from_bytes(&first.record).context("the reply's record does not decode")?;
+        ensure!(
+            record.request.as_deref() == Some(request),
+            "the reply's record {} does not carry this request: the answer is not for it",
+            record.seq
+        );
+    }
+    for proof in &reply.records {
+        let record =
+            Record::from_bytes(&proof.record).context("a record of the reply does not decode")?;
+        ensure!(
+            record.seq == proof.receipt.index,
+            "record {} comes with a receipt for index {}",
+            record.seq,
+            proof.receipt.index
+        );
+        let mut verified = verify_receipt(&proof.record, &proof.receipt, &trust.verifiers());
+        if matches!(verified, Err(ReceiptError::Checkpoint(_))) {
+            // Perhaps a log key this trust file has not seen: the enclave restarted.
+            if let Some(index) = reply.log_key_index {
+                trust.learn_key(client, index).await?;
+                verified = verify_receipt(&proof.record, &proof.receipt, &trust.verifiers());
+            }
+        }
+        let verified = verified
+            .with_context(|| format!("the receipt of record {} does not verify", record.seq))?;
+        eprintln!(
+            "govctl: recorded as {} {} in the log of checkpoint size {} (receipt verified)",
+            record.kind,
+            record.seq,
+            verified.checkpoint().size
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The trust file: what govctl believes about one deployment's log, so that it can check the
+//! receipts of every answer without trusting the proxy that relays them.
+//!
+//! It pins the log's genesis hash, the attestation trust root and the expected PCRs, and
+//! caches the log keys it has seen attested: a log key is learnt by fetching the
+//! `enclave_start` record that carries it and verifying that record's attestation document
+//! (root, PCRs, `user_data` = genesis hash). An enclave restart brings a new key; the reply
+//! names the record that attests it, and govctl learns it the same way.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, ensure, Context};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ea_attestation::{TrustRoot, VerifyOptions};
+use ea_audit::note::{NoteVerifier, PUBLIC_KEY_LEN};
+use ea_audit::record::{Record, RecordKind};
+use ea_audit::verify::AttestationChecker;
+use ea_audit::{log_origin, Hash};
+use ea_ledger::DocumentChecker;
+use serde::{Deserialize, Serialize};
+
+use crate::client::{ApiClient, EndpointArgs};
+
+/// Where the trust file is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrustArgs {
+    /// The trust file (govctl trust init); default ~/.config/govctl/trust.json.
+    #[arg(long, env = "GOVCTL_TRUST", value_name = "FILE")]
+    pub trust: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    /// The path in use.
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(path) = &self.trust {
+            return Ok(path.clone());
+        }
+        let home = std::env::var_os("HOME").context("no --trust given and HOME is not set")?;
+        Ok(PathBuf::from(home).join(".config/govctl/trust.json"))
+    }
+}
+
+/// A log key govctl has seen attested.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustedKey {
+    /// The `enclave_start` record that attests it.
+    index: u64,
+    /// Its signed-note verifier key.
+    verifier: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrustFile {
+    version: u32,
+    /// The log's identity.
+    genesis_hash: String,
+    /// The attestation root (PEM); absent: the AWS Nitro Enclaves Root-G1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root_pem: Option<String>,
+    /// Expected PCRs (index → hex).
+    pcrs: BTreeMap<u16, String>,
+    /// Accept debug-mode documents (never in production).
+    #[serde(default)]
+    allow_debug: bool,
+    /// Log keys seen attested.
+    #[serde(default)]
+    log_keys: Vec<TrustedKey>,
+}
+
+/// Writes a trust file pinning `genesis_hash`, the root and the PCRs, and learns the log
+/// key attested by record `index`.
+#[allow(clippy::too_many_arguments, reason = "one argument per pinned fact")]
+pub async fn init_pinned(
+    client: &ApiClient,
+    path: PathBuf,
+    genesis_hash: Hash,
+    root: Option<&std::path::Path>,
+    pins: &[String],
+    pcrs_file: Option<&std::path::Path>,
+    allow_debug: bool,
+    index: u64,
+) -> anyhow::Result<()> {
+    let pcrs: BTreeMap<u16, String> = crate::audit::pinned_pcrs(pins, pcrs_file)?
+        .into_iter()
+        .map(|(index, value)| (index, hex::encode(value)))
+        .collect();
+    let root_pem = match root {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut trust = Trust {
+        path,
+        file: TrustFile {
+            version: 1,
+            genesis_hash: genesis_hash.to_hex(),
+            root_pem,
+            pcrs,
+            allow_debug,
+            log_keys: Vec::new(),
+        },
+        genesis_hash,
+    };
+    trust.learn_key(client, index).await?;
+    eprintln!(
+        "govctl: trust written to {} (genesis {}, log key of record {index})",
+        trust.path.display(),
+        genesis_hash.to_hex()
+    );
+    Ok(())
+}
+
+/// A loaded trust file.
+pub struct Trust {
+    path: PathBuf,
+    file: TrustFile,
+    genesis_hash: Hash,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordsPage {
+    records: Vec<String>,
+}
+
+/// Fetches the record at `index` from the export routes.
+pub async fn fetch_record(client: &ApiClient, index: u64) -> anyhow::Result<Vec<u8>> {
+    let page: RecordsPage = serde_json::from_value(
+        client
+            .get_json(&format!("/v1/log/records?from={index}&to={}", index + 1))
+            .await
+            .with_context(|| format!("fetching record {index}"))?,
+    )
+    .context("a records page is not {from, records}")?;
+    let encoded = page
+        .records
+        .first()
+        .with_context(|| format!("the proxy returned no record {index}"))?;
+    STANDARD
+        .decode(encoded)
+        .with_context(|| format!("record {index} is not base64"))
+}
+
+impl Trust {
+    /// Loads the trust file.
+    pub fn load(args: &TrustArgs) -> anyhow::Result<Trust> {
+        let path = args.path()?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading the trust file {} (create it with govctl trust init)",
+                path.display()
+            )
+        })?;
+        let file: TrustFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a govctl trust file", path.display()))?;
+        ensure!(
+            file.version == 1,
+            "trust file version {} is not supported",
+            file.version
+        );
+        let genesis_hash: Hash = file
+            .genesis_hash
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{}: genesisHash is not 64 hex digits", path.display()))?;
+        Ok(Trust {
+            path,
+            file,
+            genesis_hash,
+        })
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(&self.file)?;
+        let temporary = self.path.with_extension("json.tmp");
+        std::fs::write(&temporary, text)
+            .with_context(|| format!("writing {}", temporary.display()))?;
+        std::fs::rename(&temporary, &self.path)
+            .with_context(|| format!("replacing {}", self.path.display()))
+    }
+
+    /// Every log key seen attested.
+    pub fn verifiers(&self) -> Vec<NoteVerifier> {
+        self.file
+            .log_keys
+            .iter()
+            .filter_map(|k| k.verifier.parse().ok())
+            .collect()
+    }
+
+    fn options(&self) -> anyhow::Result<VerifyOptions> {
+        let root = match &self.file.root_pem {
+            Some(pem) => TrustRoot::from_pem(pem.as_bytes()).context("the trust file's root")?,
+            None => TrustRoot::aws_nitro_root_g1()?,
+        };
+        let mut options = VerifyOptions::new(root).dangerous_allow_debug(self.file.allow_debug);
+        for (index, value) in &self.file.pcrs {
+            options = options.pcr(
+                *index,
+                hex::decode(value).context("a PCR in the trust file")?,
+            );
+        }
+        Ok(options)
+    }
+
+    /// Learns the log key attested by the `enclave_start` record at `index`, after checking
+    /// that the log's genesis record is the pinned one and the record's attestation document
+    /// verifies (root, PCRs, `user_data` = genesis hash).
+    pub async fn learn_key(&mut self, client: &ApiClient, index: u64) -> anyhow::Result<()> {
+        if self.file.log_keys.iter().any(|k| k.index == index) {
+            return Ok(());
+        }
+        let genesis = Record::from_bytes(&fetch_record(client, 0).await?)
+            .context("record 0 is not a record")?;
+        let hash = genesis.record_hash()?;
+        ensure!(
+            genesis.kind == RecordKind::Genesis && hash == self.genesis_hash,
+            "the log behind this endpoint is not the pinned one: its genesis hash is {}, the \
+             trust file pins {}",
+            hash.to_hex(),
+            self.genesis_hash.to_hex()
+        );
+        let record = Record::from_bytes(&fetch_record(client, index).await?)
+            .with_context(|| format!("record {index} is not a record"))?;
+        ensure!(
+            record.kind == RecordKind::EnclaveStart,
+            "record {index} is a {} record, not the enclave_start record of a log key",
+            record.kind
+        );
+        let document = record
+            .attestation
+            .as_deref()
+            .with_context(|| format!("record {index} carries no attestation document"))?;
+        let attested = DocumentChecker::new(self.options()?)
+            .check(document, self.genesis_hash.as_bytes())
+            .with_context(|| {
+                format!("the attestation document of record {index} does not verify")
+            })?;
+        let key = attested
+            .public_key
+            .with_context(|| format!("record {index}'s attestation document has no public key"))?;
+        let key: [u8; PUBLIC_KEY_LEN] = key
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("record {index}'s log key is not 32 bytes"))?;
+        let verifier = NoteVerifier::new(&log_origin(&self.genesis_hash), key)?;
+        self.file.log_keys.push(TrustedKey {
+            index,
+            verifier: verifier.to_string(),
+        });
+        self.save()
+    }
+}
+
+/// `govctl trust`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: TrustCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TrustCommand {
+    /// Pin a deployment's log: genesis hash, attestation root and PCRs; learn its current
+    /// log key from its attested enclave_start record.
+    Init(InitArgs),
+    /// Print the trust file.
+    Show(TrustArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InitArgs {
+    #[command(flatten)]
+    endpoint: EndpointArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// The genesis hash the operator published (hex). Without it, the log's own genesis is
+    /// trusted on first use, and printed so that you can compare it.
+    #[arg(long, value_name = "HEX")]
+    genesis_hash: Option<String>,
+    /// Trust this root (PEM) instead of the AWS Nitro Enclaves Root-G1 (a mock NSM's root).
+    #[arg(long, value_name = "PEM")]
+    root: Option<PathBuf>,
+    /// Require PCR N to equal HEX (repeatable).
+    #[arg(long = "pcr", value_name = "N=HEX")]
+    pcrs: Vec<String>,
+    /// Require the PCRs of this measurements file (govctl eif pcrs).
+    #[arg(long = "pcrs", value_name = "FILE")]
+    pcrs_file: Option<PathBuf>,
+    /// Accept debug-mode enclaves (their PCRs are zero: they prove nothing about the image).
+    #[arg(long)]
+    allow_debug: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Description {
+    #[serde(default)]
+    phase: String,
+    genesis_hash: Option<String>,
+    log_key_index: Option<u64>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        TrustCommand::Init(args) => init(&args).await,
+        TrustCommand::Show(args) => {
+            let path = args.path()?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.endpoint)?;
+    let description: Description = serde_json::from_value(client.get_json("/v1/enclave").await?)
+        .context("the enclave's description")?;
+    let index = description.log_key_index.with_context(|| {
+        format!(
+            "the enclave is {} and names no log key yet (submit the genesis first)",
+            description.phase
+        )
+    })?;
+    let genesis =
+        Record::from_bytes(&fetch_record(&client, 0).await?).context("record 0 is not a record")?;
+    let found = genesis.record_hash()?;
+    let pinned = match &args.genesis_hash {
+        Some(text) => {
+            let pinned: Hash = text
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--genesis-hash is not 64 hex digits"))?;
+            if pinned != found {
+                bail!(
+                    "the log's genesis hash is {}, not the pinned {}",
+                    found.to_hex(),
+                    pinned.to_hex()
+                );
+            }
+            pinned
+        }
+        None => {
+            eprintln!(
+                "govctl: trusting genesis {} on first use; compare it with the hash the operator published",
+                found.to_hex()
+            );
+            found
+        }
+    };
+    if description.genesis_hash.as_deref() != Some(&found.to_hex()) {
+        eprintln!(
+            "govctl: warning: the enclave describes another genesis hash than its log's record 0"
+        );
+    }
+    init_pinned(
+        &client,
+        args.trust.path()?,
+        pinned,
+        args.root.as_deref(),
+        &args.pcrs,
+        args.pcrs_file.as_deref(),
+        args.allow_debug,
+        index,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,714 @@
+//! The enclave's phases and what each request gets in each of them.
+//!
+//! | phase | entered when | answers |
+//! |---|---|---|
+//! | `starting` | the process starts; the parent's log store is not reachable yet | health, describe, attestation |
+//! | `awaiting_genesis` | the store holds no log | + the genesis document, once |
+//! | `recovering` | the store holds a log: it is read, verified, replayed (health also says `recovering`, with why, while a serving enclave rebuilds its state after a failed commit) | health, describe, attestation |
+//! | `serving` | the log verified (or genesis was written) and this start's `enclave_start` record is durable | + signed requests |
+//! | `failed` | the log does not verify: the error names the first bad index; nothing is written | health, describe, attestation |
+//!
+//! Signed requests are authenticated on the connection's task against the published key
+//! directory, then decided one after another by the sequencer, which answers only once
+//! their records are durable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ciborium::Value;
+use ea_attestation::{Nsm, TrustRoot, VerifyOptions};
+use ea_audit::record::{Record, RecordKind};
+use ea_audit::{log_origin, Hash, LogError, LogErrorKind, MerkleTree};
+use ea_ledger::{
+    request_error_status, DocumentChecker, ErrorReply, Genesis, Ledger, RecordProof, Rejected,
+    Reply, PLATFORM_ACTOR,
+};
+use ea_protocol::{Description, EnclaveResponse, HealthReport, NsmMode, PROTOCOL_VERSION};
+use serde_bytes::ByteBuf;
+
+use crate::app::{AppReply, LedgerApp, SharedDirectory};
+use crate::audit_log::AuditLog;
+use crate::log_key::LogKey;
+use crate::recovery::recover_log;
+use crate::sequencer::{Clock, Committed, Recover, Sequencer, SequencerConfig, SequencerError};
+use crate::store_client::StoreClient;
+
+/// The version of the log key this build seals (the associated data binds it).
+pub const LOG_KEY_VERSION: u32 = 1;
+
+/// How the enclave obtains its log key.
+pub enum LogKeySource {
+    /// A new key at every start, never stored. Each start's `enclave_start` record attests
+    /// the new key, so the log stays verifiable; the key just is not the same across starts.
+    Ephemeral,
+    /// Sealed under a KMS data key that KMS releases only to an enclave whose attestation
+    /// document shows the PCRs its key policy names: the same image gets the same key back,
+    /// another image gets nothing and does not start.
+    Kms(Box<ea_kms::LogKeyRelease>),
+}
+
+/// Whether a log is new (its key is made and sealed) or exists (its key is unsealed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyUse {
+    NewLog,
+    ExistingLog,
+}
+
+impl LogKeySource {
+    /// The key for a log: new (and sealed, with the sealed blob kept by the parent), or
+    /// unsealed from the blob the parent keeps.
+    async fn obtain(
+        &self,
+        store: &StoreClient,
+        genesis_hash: &Hash,
+        usage: KeyUse,
+    ) -> anyhow::Result<LogKey> {
+        let release = match self {
+            LogKeySource::Ephemeral => return Ok(LogKey::generate()?),
+            LogKeySource::Kms(release) => release,
+        };
+        match usage {
+            KeyUse::NewLog => {
+                let key = LogKey::generate()?;
+                let sealed = release
+                    .seal(key.seed(), genesis_hash.as_bytes(), LOG_KEY_VERSION)
+                    .await
+                    .context("sealing the new log key through KMS")?;
+                store
+                    .put_sealed_key(sealed.to_bytes()?)
+                    .await
+                    .context("the parent did not store the sealed log key")?;
+                Ok(key)
+            }
+            KeyUse::ExistingLog => {
+                let blob = store
+                    .get_sealed_key()
+                    .await
+                    .context("reading the sealed log key from the parent")?
+                    .context(
+                        "the parent's store holds a log but no sealed log key: the key cannot \
+                         be recovered (restore the store's sealed_key from a backup)",
+                    )?;
+                let sealed = ea_kms::SealedLogKey::from_bytes(&blob)
+                    .context("the sealed log key the parent returned is malformed")?;
+                let seed = release
+                    .unseal(&sealed, genesis_hash.as_bytes())
+                    .await
+                    .context("unsealing the log key through KMS")?;
+                let mut bytes = zeroize::Zeroizing::new([0u8; crate::log_key::SEED_LEN]);
+                bytes.copy_from_slice(seed.as_ref());
+                Ok(LogKey::from_seed(bytes)?)
+            }
+        }
+    }
+}
+
+/// What the service needs.
+pub struct ServiceConfig {
+    /// The parent's log store.
+    pub store: Arc<StoreClient>,
+    /// The NSM.
+    pub nsm: Arc<dyn Nsm>,
+    /// Which NSM it is.
+    pub mode: NsmMode,
+    /// The root the log's attestation documents must chain to (the AWS root, or the mock
+    /// NSM's root off hardware).
+    pub trust_root: TrustRoot,
+    /// Nonces remembered within the freshness window; more requests are refused.
+    pub replay_capacity: usize,
+    /// Batching of the sequencer.
+    pub sequencer: SequencerConfig,
+    /// The enclave's clock, unix ms.
+    pub clock: Clock,
+    /// Where the log key comes from.
+    pub keys: LogKeySource,
+}
+
+#[derive(Clone)]
+enum Phase {
+    Starting(Option<String>),
+    AwaitingGenesis,
+    Recovering,
+    Serving(Arc<Serving>),
+    Failed(String),
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Starting(_) => "starting",
+            Phase::AwaitingGenesis => "awaiting_genesis",
+            Phase::Recovering => "recovering",
+            Phase::Serving(_) => "serving",
+            Phase::Failed(_) => "failed",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Phase::Starting(detail) => detail.clone(),
+            Phase::AwaitingGenesis => {
+                Some("the log is empty: submit the genesis document (govctl genesis submit)".into())
+            }
+            Phase::Recovering => Some("reading and verifying the log".into()),
+            Phase::Serving(_) => None,
+            Phase::Failed(error) => Some(error.clone()),
+        }
+    }
+}
+
+struct Serving {
+    sequencer: Sequencer<LedgerApp>,
+    genesis_hash: Hash,
+    log_key_index: u64,
+    log_key: String,
+}
+
+/// Everything a rebuild from the log needs: at start, and in the sequencer after a failed
+/// commit.
+struct Rebuilder {
+    store: Arc<StoreClient>,
+    nsm: Arc<dyn Nsm>,
+    options: VerifyOptions,
+    replay_capacity: usize,
+    clock: Clock,
+    directory: SharedDirectory,
+    log_size: Arc<AtomicU64>,
+    mode: NsmMode,
+}
+
+impl Rebuilder {
+    /// Reads the whole log, verifies it (chain, checkpoints, attestation documents against
+    /// the trust root and this enclave's own PCRs) and replays it into a ledger.
+    async fn ledger(&self) -> anyhow::Result<(Ledger, crate::recovery::RecoveredLog)> {
+        let now = (self.clock)();
+        let capacity = self.replay_capacity;
+        let mut ledger: Option<Ledger> = None;
+        let checker = DocumentChecker::new(self.options.clone());
+        let recovered = recover_log(&self.store, checker, |_, record| match &mut ledger {
+            None => {
+                ledger =
+                    Some(Ledger::from_genesis_record(record, capacity).map_err(|e| e.to_string())?);
+                Ok(())
+            }
+            Some(ledger) => ledger.replay(record, now).map_err(|e| e.to_string()),
+        })
+        .await
+        .map_err(|error| {
+            // A log written under another mock CA or other measurements fails on its
+            // attestation documents: say how that happens off hardware.
+            let invalid = matches!(
+                &error,
+                crate::recovery::RecoveryError::Invalid(LogError {
+                    kind: LogErrorKind::Attestation { .. },
+                    ..
+                })
+            );
+            let error = anyhow::Error::new(error);
+            match (self.mode, invalid) {
+                (NsmMode::Mock, true) => error.context(
+                    "mock NSM: a log verifies only under the mock CA that wrote it (kept with \
+                     --mock-ca-dir) and the same measurements",
+                ),
+                _ => error,
+            }
+        })?
+        .context("the store announced a log but returned none")?;
+        let ledger = ledger.context("the log has no genesis record")?;
+        Ok((ledger, recovered))
+    }
+
+    /// The application and log rebuilt around a key this start already attested.
+    async fn app(&self, key: &LogKey) -> anyhow::Result<(LedgerApp, AuditLog)> {
+        let (ledger, recovered) = self.ledger().await?;
+        let summary = &recovered.summary;
+        let ours = summary
+            .log_keys
+            .iter()
+            .any(|k| k.verifier.public_key() == &key.public_key());
+        anyhow::ensure!(
+            ours,
+            "the log read back does not attest this enclave's log key: it is not the log this \
+             enclave was writing"
+        );
+        let log = AuditLog::new(
+            recovered.tree,
+            key.signer(&summary.origin)?,
+            summary.origin.clone(),
+            summary.genesis_hash,
+        );
+        Ok((self.application(ledger, &log), log))
+    }
+
+    fn application(&self, ledger: Ledger, log: &AuditLog) -> LedgerApp {
+        self.log_size.store(log.next_index(), Ordering::Relaxed);
+        let mut app = LedgerApp::new(
+            ledger,
+            self.nsm.clone(),
+            self.directory.clone(),
+            self.log_size.clone(),
+        );
+        app.publish_directory();
+        app
+    }
+}
+
+/// The enclave's service.
+pub struct Service {
+    config: ServiceConfig,
+    rebuilder: Arc<Rebuilder>,
+    phase: RwLock<Phase>,
+    directory: SharedDirectory,
+    log_size: Arc<AtomicU64>,
+    started: Instant,
+    transition: tokio::sync::Mutex<()>,
+}
+
+/// Whether a start-up error is an outage worth waiting out: the parent's store or KMS not
+/// answering. Refusals (a log that does not verify, KMS denying this image) are not.
+fn transient(error: &anyhow::Error) -> bool {
+    use crate::store_client::StoreError;
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<StoreError>(),
+            Some(StoreError::Unreachable { .. } | StoreError::Call(_) | StoreError::Timeout(_))
+        ) || matches!(
+            cause.downcast_ref::<ea_kms::KmsError>(),
+            Some(ea_kms::KmsError::Unreachable { .. })
+        )
+    })
+}
+
+fn api(status: u16, body: &impl serde::Serialize) -> EnclaveResponse {
+    match serde_json::to_vec(body) {
+        Ok(json) => EnclaveResponse::Api {
+            status,
+            body: ByteBuf::from(json),
+        },
+        Err(error) => EnclaveResponse::Error(ea_protocol::ErrorReply::new(
+            ea_protocol::ErrorCode::Internal,
+            format!("the reply could not be encoded: {error}"),
+        )),
+    }
+}
+
+fn api_error(status: u16, code: &str, message: impl Into<String>) -> EnclaveResponse {
+    api(status, &ErrorReply::new(code, message))
+}
+
+impl Service {
+    /// A service in the `starting` phase; call [`Service::start`] to bring it up.
+    pub fn new(config: ServiceConfig) -> anyhow::Result<Arc<Service>> {
+        let pcrs = ea_attestation::locked_pcrs(config.nsm.as_ref())
+            .context("reading this enclave's PCRs")?;
+        // Documents of the log must come from this very image: its PCR0, 1 and 2.
+        let image: Vec<(u16, Vec<u8>)> = pcrs.into_iter().filter(|(i, _)| *i <= 2).collect();
+        let debug = image.iter().all(|(_, v)| v.iter().all(|b| *b == 0));
+        if debug {
+            tracing::warn!(
+                "PCR0-2 are zero: a debug-mode enclave; its log proves nothing about the image"
+            );
+        }
+        let options = VerifyOptions::new(config.trust_root.clone())
+            .pcrs(image)
+            .dangerous_allow_debug(debug);
+        let directory: SharedDirectory = Arc::default();
+        let log_size = Arc::new(AtomicU64::new(0));
+        let rebuilder = Arc::new(Rebuilder {
+            store: config.store.clone(),
+            nsm: config.nsm.clone(),
+            options,
+            replay_capacity: config.replay_capacity,
+            clock: config.clock.clone(),
+            directory: directory.clone(),
+            log_size: log_size.clone(),
+            mode: config.mode,
+        });
+        Ok(Arc::new(Service {
+            config,
+            rebuilder,
+            phase: RwLock::new(Phase::Starting(None)),
+            directory,
+            log_size,
+            started: Instant::now(),
+            transition: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    fn phase(&self) -> Phase {
+        match self.phase.read() {
+            Ok(phase) => phase.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        tracing::info!(phase = phase.name(), detail = ?phase.detail(), "phase");
+        match self.phase.write() {
+            Ok(mut slot) => *slot = phase,
+            Err(poisoned) => *poisoned.into_inner() = phase,
+        }
+    }
+
+    /// Brings the service up: waits for the store, then waits for a genesis document (empty
+    /// log) or recovers the log and starts serving.
+    pub async fn start(self: Arc<Self>) {
+        let _transition = self.transition.lock().await;
+        let mut delay = Duration::from_millis(100);
+        let size = loop {
+            match self.config.store.head().await {
+                Ok((size, _)) => break size,
+                Err(error) => {
+                    self.set_phase(Phase::Starting(Some(format!(
+                        "waiting for the parent's log store: {error}"
+                    ))));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        if size == 0 {
+            self.set_phase(Phase::AwaitingGenesis);
+            return;
+        }
+        let mut delay = Duration::from_millis(200);
+        loop {
+            self.set_phase(Phase::Recovering);
+            let started = Instant::now();
+            match self.resume().await {
+                Ok(serving) => {
+                    tracing::info!(
+                        records = self.log_size.load(Ordering::Relaxed),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "log recovered"
+                    );
+                    self.set_phase(Phase::Serving(serving));
+                    return;
+                }
+                // An outage (KMS or the parent's store unreachable) is waited out; a log that
+                // does not verify, or a KMS that refuses this image, is final.
+                Err(error) if transient(&error) => {
+                    self.set_phase(Phase::Starting(Some(format!(
+                        "waiting to recover the log: {error:#}"
+                    ))));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                Err(error) => {
+                    let error = format!("the enclave cannot start; nothing was written: {error:#}");
+                    tracing::error!(%error, "start failed");
+                    self.set_phase(Phase::Failed(error));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Recovers an existing log and appends this start's `enclave_start` record.
+    async fn resume(&self) -> anyhow::Result<Arc<Serving>> {
+        let (ledger, recovered) = self.rebuilder.ledger().await?;
+        let genesis_hash = recovered.summary.genesis_hash;
+        let origin = recovered.summary.origin.clone();
+        let key = self
+            .config
+            .keys
+            .obtain(&self.config.store, &genesis_hash, KeyUse::ExistingLog)
+            .await?;
+        let mut log = AuditLog::new(recovered.tree, key.signer(&origin)?, origin, genesis_hash);
+        let start_index = log.append(self.start_record(&key, &genesis_hash)?)?;
+        self.commit(&mut log).await?;
+        let app = self.rebuilder.application(ledger, &log);
+        Ok(self.serve(app, log, key, genesis_hash, start_index))
+    }
+
+    /// The `enclave_start` record: an attestation document binding the log key
+    /// (`public_key`) to this log (`user_data` = genesis hash) and to this image (PCRs).
+    fn start_record(&self, key: &LogKey, genesis_hash: &Hash) -> anyhow::Result<Record> {
+        let document = self
+            .config
+            .nsm
+            .attestation(Some(genesis_hash.as_bytes()), None, Some(&key.public_key()))
+            .context("the NSM could not attest the log key")?;
+        let mode = match self.config.mode {
+            NsmMode::Device => "device",
+            NsmMode::Mock => "mock",
+        };
+        Ok(Record {
+            seq: 0,
+            time: (self.config.clock)(),
+            kind: RecordKind::EnclaveStart,
+            actor: PLATFORM_ACTOR.to_owned(),
+            request: None,
+            decision: Value::Null,
+            changes: Value::Map(vec![
+                (
+                    Value::Text("version".into()),
+                    Value::Text(env!("CARGO_PKG_VERSION").into()),
+                ),
+                (Value::Text("nsm".into()), Value::Text(mode.into())),
+            ]),
+            attestation: Some(document),
+        })
+    }
+
+    /// Makes the log's pending records durable before anything is served; returns the
+    /// checkpoint that covers them.
+    async fn commit(&self, log: &mut AuditLog) -> anyhow::Result<String> {
+        let (first, records, checkpoint) = log.take_batch()?;
+        let size = self
+            .config
+            .store
+            .append(first, records, checkpoint.clone())
+            .await
+            .context("the parent did not make the start records durable")?;
+        log.mark_durable(size);
+        Ok(checkpoint)
+    }
+
+    fn serve(
+        &self,
+        app: LedgerApp,
+        log: AuditLog,
+        key: LogKey,
+        genesis_hash: Hash,
+        log_key_index: u64,
+    ) -> Arc<Serving> {
+        let log_key = log.verifier().to_string();
+        let key = Arc::new(key);
+        let rebuilder = self.rebuilder.clone();
+        let recover: Recover<LedgerApp> = Arc::new(move || {
+            let rebuilder = rebuilder.clone();
+            let key = key.clone();
+            Box::pin(async move { rebuilder.app(&key).await })
+        });
+        let sequencer = Sequencer::start(
+            app,
+            log,
+            self.config.store.clone(),
+            self.config.clock.clone(),
+            recover,
+            self.config.sequencer,
+        );
+        Arc::new(Serving {
+            sequencer,
+            genesis_hash,
+            log_key_index,
+            log_key,
+        })
+    }
+
+    /// Health: `ok` only when serving.
+    pub fn health(&self) -> HealthReport {
+        match self.phase() {
+            Phase::Serving(serving) => match serving.sequencer.rebuilding() {
+                None => HealthReport::ok(),
+                Some(why) => HealthReport {
+                    status: Phase::Recovering.name().to_owned(),
+                    detail: Some(why),
+                },
+            },
+            phase => HealthReport {
+                status: phase.name().to_owned(),
+                detail: phase.detail(),
+            },
+        }
+    }
+
+    /// What the enclave says about itself.
+    pub fn describe(&self) -> Description {
+        let phase = self.phase();
+        let serving = match &phase {
+            Phase::Serving(serving) => Some(serving.clone()),
+            _ => None,
+        };
+        Description {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol_version: PROTOCOL_VERSION,
+            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            nsm: self.config.mode,
+            phase: phase.name().to_owned(),
+            error: match &phase {
+                Phase::Failed(error) => Some(error.clone()),
+                _ => None,
+            },
+            genesis_hash: serving.as_ref().map(|s| s.genesis_hash.to_hex()),
+            log_size: self.log_size.load(Ordering::Relaxed),
+            log_key_index: serving.as_ref().map(|s| s.log_key_index),
+            log_key: serving.as_ref().map(|s| s.log_key.clone()),
+        }
+    }
+
+    /// The genesis document, accepted once, while the log is empty.
+    pub async fn genesis(&self, document: &[u8]) -> EnclaveResponse {
+        let _transition = self.transition.lock().await;
+        match self.phase() {
+            Phase::AwaitingGenesis => {}
+            Phase::Starting(_) => {
+                return api_error(
+                    503,
+                    "enclave_starting",
+                    "the enclave is still starting; retry",
+                )
+            }
+            _ => {
+                return api_error(
+                    409,
+                    "genesis_exists",
+                    "this enclave's log already has a genesis document",
+                )
+            }
+        }
+        let genesis = match std::str::from_utf8(document)
+            .map_err(|_| "the genesis document is not UTF-8 JSON".to_owned())
+            .and_then(|text| Genesis::from_json(text).map_err(|e| e.to_string()))
+        {
+            Ok(genesis) => genesis,
+            Err(message) => return api_error(400, "invalid_genesis", message),
+        };
+        match self.write_genesis(&genesis).await {
+            Ok((serving, proofs)) => {
+                let body = serde_json::json!({
+                    "genesisHash": serving.genesis_hash.to_hex(),
+                    "logKeyIndex": serving.log_key_index,
+                    "logKey": serving.log_key,
+                    "records": proofs,
+                });
+                self.set_phase(Phase::Serving(serving));
+                api(201, &body)
+            }
+            Err(error) => api_error(
+                503,
+                "genesis_not_written",
+                format!("the genesis could not be made durable; nothing was written: {error:#}"),
+            ),
+        }
+    }
+
+    async fn write_genesis(
+        &self,
+        genesis: &Genesis,
+    ) -> anyhow::Result<(Arc<Serving>, Vec<RecordProof>)> {
+        let (ledger, draft) = Ledger::from_genesis(genesis, self.config.replay_capacity)?;
+        let record = draft.into_record((self.config.clock)());
+        let genesis_hash = record.record_hash()?;
+        let origin = log_origin(&genesis_hash);
+        let key = self
+            .config
+            .keys
+            .obtain(&self.config.store, &genesis_hash, KeyUse::NewLog)
+            .await?;
+        let mut log = AuditLog::new(
+            MerkleTree::new(),
+            key.signer(&origin)?,
+            origin,
+            genesis_hash,
+        );
+        let genesis_index = log.append(record)?;
+        let start_index = log.append(self.start_record(&key, &genesis_hash)?)?;
+        let records: Vec<Vec<u8>> = [genesis_index, start_index]
+            .iter()
+            .filter_map(|&i| log.pending_record(i).map(<[u8]>::to_vec))
+            .collect();
+        let checkpoint = self.commit(&mut log).await?;
+        let size = log.next_index();
+        let proofs = [genesis_index, start_index]
+            .iter()
+            .zip(records)
+            .map(|(&index, record)| {
+                Ok(RecordProof {
+                    record,
+                    receipt: log.receipt(index, size, &checkpoint)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let app = self.rebuilder.application(ledger, &log);
+        Ok((self.serve(app, log, key, genesis_hash, start_index), proofs))
+    }
+
+    /// A client's signed request: authenticated here, decided in log order, answered once
+    /// its records are durable.
+    pub async fn signed(&self, bytes: &[u8]) -> EnclaveResponse {
+        let serving = match self.phase() {
+            Phase::Serving(serving) => serving,
+            phase => {
+                return api_error(
+                    503,
+                    "enclave_not_ready",
+                    format!(
+                        "the enclave is {}: {}",
+                        phase.name(),
+                        phase.detail().unwrap_or_default()
+                    ),
+                )
+            }
+        };
+        let directory = match self.directory.read() {
+            Ok(directory) => directory.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let request = match directory.authenticate(bytes, (self.config.clock)()) {
+            Ok(request) => request,
+            Err(error) => {
+                return api_error(
+                    request_error_status(error.code()),
+                    error.code(),
+                    error.to_string(),
+                )
+            }
+        };
+        match serving.sequencer.submit(request).await {
+            Err(error) => {
+                let code = match error {
+                    SequencerError::NotDurable(_) => "not_durable",
+                    SequencerError::Recovering => "recovering",
+                    SequencerError::Stopped => "shutting_down",
+                    SequencerError::Log(_) => "internal",
+                };
+                api_error(503, code, error.to_string())
+            }
+            Ok(Committed {
+                reply:
+                    AppReply {
+                        answer: Err(Rejected::Request(error)),
+                        ..
+                    },
+                ..
+            }) => api_error(
+                request_error_status(error.code()),
+                error.code(),
+                error.to_string(),
+            ),
+            Ok(Committed {
+                reply:
+                    AppReply {
+                        answer: Err(error @ Rejected::Clock(_)),
+                        ..
+                    },
+                ..
+            }) => api_error(503, "clock", error.to_string()),
+            Ok(Committed {
+                reply:
+                    AppReply {
+                        answer: Ok(answer),
+                        records,
+                    },
+                receipts,
+            }) => {
+                let status = answer.status();
+                let records: Vec<RecordProof> = records
+                    .into_iter()
+                    .zip(receipts)
+                    .map(|(record, receipt)| RecordProof { record, receipt })
+                    .collect();
+                let reply = Reply {
+                    result: answer,
+                    log_key_index: (!records.is_empty()).then_some(serving.log_key_index),
+                    records,
+                };
+                api(status, &reply)
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `local-kms`: a local stand-in for AWS KMS (see the library documentation).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Parser;
+use ea_attestation::TrustRoot;
+use ea_kms::sigv4::SigV4Verifier;
+use ea_protocol::{Address, Listener};
+use local_kms::ops::{LocalKms, Settings};
+use local_kms::server::{serve, Shared};
+use local_kms::state::KeyStore;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "local-kms",
+    version,
+    about = "A local stand-in for AWS KMS: the KMS JSON protocol over HTTPS, SigV4, key \
+             policies with kms:RecipientAttestation conditions, CiphertextForRecipient"
+)]
+struct Args {
+    /// Where to listen: tcp:127.0.0.1:<port> (port 0 picks one; the line `listening on
+    /// https://...` on stdout names it) or unix:<path>.
+    #[arg(long, default_value = "tcp:127.0.0.1:0")]
+    listen: Address,
+    /// The state file: keys and their policies (created if missing, mode 0600). It holds
+    /// key material in the clear: a test double, not a key store.
+    #[arg(long)]
+    state: PathBuf,
+    /// Who may call: a JSON file {"credentials": [{"access_key_id", "secret_access_key",
+    /// "session_token" (optional), "principal_arn"}]}. Requests are SigV4-checked against it;
+    /// key policies see the principal_arn.
+    #[arg(long)]
+    credentials: PathBuf,
+    /// PEM root certificate that Recipient attestation documents must chain to (the mock
+    /// NSM's root locally; the AWS Nitro root would make it accept real enclaves). Without
+    /// it, requests with a Recipient are refused.
+    #[arg(long)]
+    attestation_root: Option<PathBuf>,
+    /// Writes the PEM of the CA that issued the TLS certificate here, for clients to trust.
+    /// The CA's key is kept beside the state file (`<state>.ca-key.pem`), so a restart keeps
+    /// the same CA.
+    #[arg(long)]
+    ca_out: PathBuf,
+    /// A name for the TLS certificate besides localhost and 127.0.0.1. Repeatable.
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_names: Vec<String>,
+    /// The region of key ARNs and of SigV4 credential scopes.
+    #[arg(long, default_value = "eu-west-1")]
+    region: String,
+    /// The account of key ARNs.
+    #[arg(long, default_value = "111122223333")]
+    account: String,
+    /// Makes sure key ID exists (created with new material if not) and sets its policy
+    /// from a JSON file, e.g. the output of `govctl kms-policy`. Repeatable.
+    #[arg(long = "key", value_name = "ID=POLICY_FILE")]
+    keys: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ea_runtime::init_logging();
+    let args = Args::parse();
+    let now_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+
+    let attestation_root = args
+        .attestation_root
+        .as_ref()
+        .map(|path| -> anyhow::Result<TrustRoot> {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            TrustRoot::from_pem(&pem)
+                .with_context(|| format!("{} is not a root certificate", path.display()))
+        })
+        .transpose()?;
+    let credentials = local_kms::config::read_credentials(&args.credentials)?;
+    let keys = KeyStore::open(&args.state)?;
+    let kms = Arc::new(LocalKms::new(
+        Settings {
+            region: args.region.clone(),
+            account: args.account.clone(),
+            attestation_root,
+        },
+        keys,
+    ));
+    for spec in &args.keys {
+        let (id, policy_file) = spec
+            .split_once('=')
+            .with_context(|| format!("--key {spec:?}: expected ID=POLICY_FILE"))?;
+        let policy = std::fs::read_to_string(policy_file)
+            .with_context(|| format!("reading the policy file {policy_file}"))?;
+        kms.ensure_key(id, policy, now_secs)?;
+        tracing::info!(key = %kms.key_arn(id), policy = policy_file, "key ready");
+    }
+
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    names.extend(args.tls_names.iter().cloned());
+    // The CA's key, kept beside the state (which holds key material in the clear already).
+    let ca_key_path = args.state.with_extension("ca-key.pem");
+    let kept = std::fs::read_to_string(&ca_key_path).ok();
+    let (identity, ca_key) =
+        local_kms::tls::generate(&names, kept.as_deref()).context("making the TLS certificate")?;
+    if kept.is_none() {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&ca_key_path)
+            .and_then(|mut file| file.write_all(ca_key.as_bytes()))
+            .with_context(|| format!("writing the CA key to {}", ca_key_path.display()))?;
+    }
+    std::fs::write(&args.ca_out, &identity.ca_pem)
+        .with_context(|| format!("writing the CA certificate to {}", args.ca_out.display()))?;
+
+    let listener = Listener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let url = match listener.local_address()? {
+        Address::Tcp { host, port } => format!("https://{host}:{port}"),
+        other => format!("https+{other}"),
+    };
+    let shared = Arc::new(Shared {
+        kms,
+        verifier: SigV4Verifier::new(args.region.clone(), "kms", credentials),
+    });
+    // Scripts and tests read this line to learn the address.
+    println!("listening on {url}");
+    tracing::info!(%url, region = %args.region, account = %args.account, "local KMS serving");
+    serve(
+        listener,
+        identity.config,
+        shared,
+        ea_runtime::shutdown_signal(),
+    )
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}

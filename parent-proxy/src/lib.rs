@@ -1,0 +1,30 @@
+//! The parent-instance proxy: an HTTPS API for clients, relayed into the enclave.
+//!
+//! The proxy is untrusted by design: it can drop or delay what it relays, never forge it. It
+//! keeps a small pool of multiplexed connections to the enclave, reconnects when the enclave
+//! restarts, and bounds everything a client can make it hold: body size, requests in flight,
+//! time per request.
+//!
+//! It also keeps the enclave's audit log on the parent's disk ([`store`]): the enclave appends
+//! through the store service, and anyone can download the log through the export routes
+//! ([`log_routes`]) and verify it offline.
+//!
+//! For the enclave's key release through KMS it relays the enclave's TLS connections to
+//! one KMS endpoint ([`kms_relay`]) and hands the enclave the instance role's AWS
+//! credentials ([`credentials`], answered by the store service).
+
+pub mod api;
+pub mod credentials;
+pub mod error;
+pub mod kms_relay;
+pub mod listen;
+pub mod log_routes;
+pub mod pool;
+pub mod requests;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+pub use error::ApiError;
+pub use pool::{EnclavePool, PoolConfig};
+pub use server::{serve, HttpLimits, Transport};

@@ -1,0 +1,203 @@
+//! `parent-proxy`: runs on the parent EC2 instance, in front of the enclave.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ea_protocol::rpc::ConnectionLimits;
+use ea_protocol::Address;
+use parent_proxy::api::{router, AppState};
+use parent_proxy::credentials::{CredentialsSource, CredentialsSpec, DEFAULT_IMDS_ENDPOINT};
+use parent_proxy::kms_relay::{self, Endpoint};
+use parent_proxy::store::{service, LogStore, SqliteLogStore};
+use parent_proxy::{serve, tls, EnclavePool, HttpLimits, PoolConfig, Transport};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "parent-proxy",
+    version,
+    about = "The Enclave Approvals parent-instance proxy"
+)]
+struct Args {
+    /// Address and port of the HTTPS API (port 0 picks a free port; the URL is printed).
+    #[arg(long, env = "PROXY_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// The enclave: vsock:<cid>:5000 on EC2, unix:<path> for a local stack.
+    #[arg(long, env = "PROXY_ENCLAVE")]
+    enclave: Address,
+    /// PEM certificate chain for TLS.
+    #[arg(long, required_unless_present = "insecure_http", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP. Refused unless --listen is a loopback address.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_http: bool,
+    /// Connections kept open to the enclave.
+    #[arg(long, default_value_t = 4)]
+    pool_size: usize,
+    /// Largest request body in bytes; larger bodies get 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Requests relayed at once; more get 503.
+    #[arg(long, default_value_t = 512)]
+    max_in_flight: usize,
+    /// Client connections open at once.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Milliseconds the enclave has to answer one request before the client gets 504.
+    #[arg(long, default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// Largest frame to or from the enclave, in bytes (the API relay and the log store).
+    #[arg(long, default_value_t = ea_protocol::DEFAULT_MAX_FRAME_LEN)]
+    max_frame_bytes: usize,
+    /// Where the enclave connects to the log store: vsock:4294967295:5001 (any CID) on EC2,
+    /// unix:<path> for a local stack.
+    #[arg(
+        long,
+        env = "PROXY_STORE_LISTEN",
+        default_value = "vsock:4294967295:5001"
+    )]
+    store_listen: Address,
+    /// The SQLite file of the log store (created if missing). No default: the audit log is
+    /// the one thing the parent must never lose, so its place is always chosen.
+    #[arg(long, env = "PROXY_STORE_PATH")]
+    store_path: PathBuf,
+    /// Largest the log store may grow, in bytes (rounded down to 4 KiB pages). Appends that
+    /// would exceed it are refused as on a full disk: nothing is written, the enclave answers
+    /// not_durable and rebuilds its state, and the store works again once the limit is raised.
+    /// Default: no limit beyond the disk's.
+    #[arg(long, env = "PROXY_STORE_MAX_BYTES")]
+    store_max_bytes: Option<u64>,
+    /// Where the enclave's connections to KMS arrive, to be relayed to
+    /// --kms-relay-endpoint: vsock:4294967295:8000 on EC2, unix:<path> for a local stack.
+    /// No relay without it. The relay only passes bytes: TLS ends inside the enclave.
+    #[arg(long, env = "PROXY_KMS_RELAY_LISTEN", requires = "kms_relay_endpoint")]
+    kms_relay_listen: Option<Address>,
+    /// The one KMS endpoint (host:port) the relay connects to, e.g.
+    /// kms.eu-west-1.amazonaws.com:443. Refused at start unless it is an AWS KMS endpoint
+    /// (kms[-fips].<region>.amazonaws.com:443) or given with --kms-relay-allow.
+    #[arg(long, env = "PROXY_KMS_RELAY_ENDPOINT", requires = "kms_relay_listen")]
+    kms_relay_endpoint: Option<Endpoint>,
+    /// Allows one more relay endpoint (host:port), such as a local KMS on loopback.
+    /// Repeatable.
+    #[arg(long = "kms-relay-allow", value_name = "HOST:PORT")]
+    kms_relay_allow: Vec<Endpoint>,
+    /// AWS credentials handed to the enclave for its KMS calls: `imds` (the instance
+    /// role's, through IMDSv2, refreshed before they expire) or `static:<file>` (a profile
+    /// of an AWS credentials file, for local runs). Without it the enclave gets none.
+    #[arg(long, env = "PROXY_AWS_CREDENTIALS", value_name = "imds|static:FILE")]
+    aws_credentials: Option<CredentialsSpec>,
+    /// The profile read from a static credentials file.
+    #[arg(long, env = "PROXY_AWS_PROFILE", default_value = "default")]
+    aws_profile: String,
+    /// The instance metadata service's base URL.
+    #[arg(long, default_value = DEFAULT_IMDS_ENDPOINT)]
+    imds_endpoint: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ea_runtime::init_logging();
+    let args = Args::parse();
+    let transport = match (&args.tls_cert, &args.tls_key, args.insecure_http) {
+        (Some(cert), Some(key), false) => Transport::Tls(tls::server_config(cert, key)?),
+        (None, None, true) if args.listen.ip().is_loopback() => Transport::InsecureHttp,
+        (None, None, true) => bail!(
+            "--insecure-http is only accepted with a loopback --listen address, not {}",
+            args.listen
+        ),
+        _ => bail!("give --tls-cert and --tls-key, or --insecure-http on a loopback address"),
+    };
+    let pool = EnclavePool::new(PoolConfig {
+        enclave: args.enclave.clone(),
+        size: args.pool_size,
+        limits: ConnectionLimits {
+            max_frame_len: args.max_frame_bytes,
+            max_in_flight: 1024,
+        },
+        connect_timeout: Duration::from_secs(2),
+        retry_after: Duration::from_millis(200),
+    });
+    let relay = match (&args.kms_relay_listen, &args.kms_relay_endpoint) {
+        (Some(listen), Some(endpoint)) => {
+            kms_relay::check_allowed(endpoint, &args.kms_relay_allow)?;
+            Some((listen.clone(), endpoint.clone()))
+        }
+        _ => None,
+    };
+    let credentials = args
+        .aws_credentials
+        .as_ref()
+        .map(|spec| CredentialsSource::open(spec, &args.aws_profile, &args.imds_endpoint))
+        .transpose()
+        .context("setting up --aws-credentials")?;
+    let options = parent_proxy::store::SqliteOptions {
+        max_page_count: args
+            .store_max_bytes
+            .map(|bytes| u32::try_from(bytes / 4096).unwrap_or(u32::MAX).max(1)),
+    };
+    let store = SqliteLogStore::open_with(&args.store_path, &options)
+        .with_context(|| format!("opening the log store {}", args.store_path.display()))?;
+    let log: Arc<dyn LogStore> = Arc::new(store);
+    let (stop_store, store_stopped) = tokio::sync::watch::channel(false);
+    let mut store_service = service::StoreService::new(log.clone(), args.max_frame_bytes);
+    if let Some(credentials) = credentials {
+        store_service = store_service.with_credentials(Arc::new(credentials));
+    }
+    let relay_task = relay.map(|(listen, endpoint)| {
+        tokio::spawn(kms_relay::run(listen, endpoint, store_stopped.clone()))
+    });
+    let store_service = tokio::spawn(service::run(
+        args.store_listen.clone(),
+        store_service,
+        ConnectionLimits {
+            max_frame_len: args.max_frame_bytes,
+            max_in_flight: 64,
+        },
+        store_stopped,
+    ));
+    let state = AppState {
+        pool: Arc::new(pool),
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        log,
+    };
+    let limits = HttpLimits {
+        max_body_bytes: args.max_body_bytes,
+        max_in_flight: args.max_in_flight,
+        max_connections: args.max_connections,
+        ..HttpLimits::default()
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let scheme = match transport {
+        Transport::Tls(_) => "https",
+        Transport::InsecureHttp => "http",
+    };
+    // Scripts and tests read this line to learn the port.
+    println!("listening on {scheme}://{bound}");
+    tracing::info!(%bound, enclave = %args.enclave, store = %args.store_path.display(), "parent-proxy serving");
+    let shutdown = async move {
+        ea_runtime::shutdown_signal().await;
+        let _ = stop_store.send(true);
+    };
+    serve(listener, transport, router(state), limits, shutdown).await?;
+    // The store answers the appends in flight before it stops.
+    if tokio::time::timeout(limits.shutdown_grace, store_service)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the log store service did not stop within the grace period");
+    }
+    if let Some(relay) = relay_task {
+        let _ = tokio::time::timeout(limits.shutdown_grace, relay).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

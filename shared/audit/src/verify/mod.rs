@@ -1,0 +1,494 @@
+//! The log verification core, shared by `govctl audit verify` and by enclave recovery.
+//!
+//! One pass over the records, in order. For record `i`:
+//! 1. it decodes as a canonical record and its `seq` is `i`;
+//! 2. record 0 is genesis (its record hash is the genesis hash and names the log's origin),
+//!    no other record is;
+//! 3. an `enclave_start` record carries an attestation document that the
+//!    [`AttestationChecker`] accepts with `user_data` = genesis hash; its 32-byte
+//!    `public_key` becomes a log key, valid for checkpoints of size `> i`;
+//! 4. `approval_decision` and `approval_applied` records carry an attestation document
+//!    accepted with `user_data` = their own record hash;
+//! 5. the [`RequestChecker`] accepts the record (the embedded client request's signature);
+//! 6. its leaf hash is appended to the tree, and every checkpoint of size `i + 1` is checked:
+//!    origin, signature by a log key attested below its size, root, consistency with the
+//!    previous checkpoint (a proof is generated from the tree and verified). Signatures are
+//!    queued and verified in batches (see the `batch` module); a queued failure is reported
+//!    before any later error, so the first bad index stays first.
+//!
+//! At the end, a checkpoint larger than the log means its tail is missing, and records after
+//! the last checkpoint are unsigned (refused unless [`VerifyOptions::allow_unsigned_tail`]).
+//! The first failure is reported, with the first record index it implicates, and the
+//! verifier stays failed.
+
+mod batch;
+mod error;
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+pub use error::{CheckerError, LogError, LogErrorKind};
+
+use crate::checkpoint::{self, log_origin, Checkpoint};
+use crate::hash::{leaf_hash, Hash};
+use crate::note::{Note, NoteError, NoteVerifier, PUBLIC_KEY_LEN};
+use crate::record::{record_hash_of, AttestationRule, Record, RecordKind};
+use crate::tree::MerkleTree;
+use batch::{Origin, SignatureBatch};
+use ed25519_dalek::VerifyingKey;
+
+/// What an attestation checker vouches for: the document's `public_key`, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestedKey {
+    /// The `public_key` field of the attestation document.
+    pub public_key: Option<Vec<u8>>,
+}
+
+/// Checks an attestation document (signature, certificate chain, PCRs) and that its
+/// `user_data` is `expected_user_data`. The caller implements it with the attestation crate,
+/// the expected PCRs and the trust root.
+pub trait AttestationChecker {
+    /// Why a document is refused.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Checks `document`; on success returns its `public_key`.
+    fn check(&self, document: &[u8], expected_user_data: &[u8])
+        -> Result<AttestedKey, Self::Error>;
+}
+
+/// Re-checks what a record embeds from clients, chiefly the signature of its request.
+pub trait RequestChecker {
+    /// Why a record is refused.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Checks one decoded record.
+    fn check(&self, record: &Record) -> Result<(), Self::Error>;
+}
+
+/// A [`RequestChecker`] that checks nothing: for recovery inside the enclave, which checked
+/// every request before writing it. An auditor should not use it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SkipRequestChecks;
+
+impl RequestChecker for SkipRequestChecks {
+    type Error = Infallible;
+    fn check(&self, _record: &Record) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+impl<T: AttestationChecker + ?Sized> AttestationChecker for &T {
+    type Error = T::Error;
+    fn check(&self, document: &[u8], expected: &[u8]) -> Result<AttestedKey, T::Error> {
+        (**self).check(document, expected)
+    }
+}
+
+impl<T: RequestChecker + ?Sized> RequestChecker for &T {
+    type Error = T::Error;
+    fn check(&self, record: &Record) -> Result<(), T::Error> {
+        (**self).check(record)
+    }
+}
+
+/// Choices of the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Accept records after the last checkpoint (reported in [`LogSummary::records`] beyond
+    /// [`LogSummary::checkpoint_size`]). Recovery needs it: the enclave may stop after the
+    /// parent stored a batch and before it signed the checkpoint.
+    pub allow_unsigned_tail: bool,
+}
+
+/// A log key and the `enclave_start` record that attested it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogKey {
+    /// The index of the `enclave_start` record.
+    pub index: u64,
+    /// The key, named by the log's origin.
+    pub verifier: NoteVerifier,
+}
+
+/// What a verified log is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSummary {
+    /// The number of records.
+    pub records: u64,
+    /// The size of the last checkpoint; records beyond it are unsigned.
+    pub checkpoint_size: u64,
+    /// The root at `checkpoint_size`.
+    pub root: Hash,
+    /// The number of checkpoints checked.
+    pub checkpoints: usize,
+    /// The genesis hash.
+    pub genesis_hash: Hash,
+    /// The log's origin.
+    pub origin: String,
+    /// Every attested log key, in log order.
+    pub log_keys: Vec<LogKey>,
+}
+
+/// A checkpoint waiting for the records it covers.
+#[derive(Debug)]
+struct PendingCheckpoint {
+    number: usize,
+    note: Note,
+    checkpoint: Checkpoint,
+}
+
+/// The last checkpoint that verified.
+#[derive(Debug, Clone)]
+struct Verified {
+    size: u64,
+    root: Hash,
+}
+
+/// Verifies a log record by record; see the module documentation for what it checks.
+pub struct LogVerifier<A: AttestationChecker, R: RequestChecker> {
+    attestation: A,
+    requests: R,
+    options: VerifyOptions,
+    tree: MerkleTree,
+    genesis: Option<(Hash, String)>,
+    log_keys: Vec<LogKey>,
+    /// The log keys decoded for verification, aligned with `log_keys`; `None` for a key that
+    /// is not a valid curve point (every signature by it fails).
+    decoded_keys: Vec<Option<VerifyingKey>>,
+    signatures: SignatureBatch,
+    pending: VecDeque<PendingCheckpoint>,
+    added: usize,
+    last_added_size: u64,
+    last_verified: Option<Verified>,
+    checked: usize,
+    failed: Option<LogError>,
+}
+
+impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
+    /// A verifier that uses these checkers.
+    pub fn new(attestation: A, requests: R, options: VerifyOptions) -> Self {
+        Self {
+            attestation,
+            requests,
+            options,
+            tree: MerkleTree::new(),
+            genesis: None,
+            log_keys: Vec::new(),
+            decoded_keys: Vec::new(),
+            signatures: SignatureBatch::default(),
+            pending: VecDeque::new(),
+            added: 0,
+            last_added_size: 0,
+            last_verified: None,
+            checked: 0,
+            failed: None,
+        }
+    }
+
+    /// The number of records accepted so far.
+    pub fn records(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// The number of checkpoints added whose records have not all been added yet.
+    pub fn waiting_checkpoints(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Adds the next checkpoint, in the order they were signed. It is checked as soon as the
+    /// records it covers have been added (at once if they already have).
+    pub fn add_checkpoint(&mut self, note: &str) -> Result<(), LogError> {
+        self.guard(|this| this.add_checkpoint_inner(note))
+    }
+
+    /// Adds the next record (its canonical bytes, as stored) and returns it decoded. The
+    /// record is individually checked; the log as a whole is verified only once
+    /// [`LogVerifier::finish`] succeeds.
+    pub fn add_record(&mut self, bytes: &[u8]) -> Result<Record, LogError> {
+        self.guard(|this| this.add_record_inner(bytes))
+    }
+
+    /// Ends verification.
+    pub fn finish(self) -> Result<LogSummary, LogError> {
+        self.finish_with_tree().map(|(summary, _)| summary)
+    }
+
+    /// Ends verification and hands over the tree, for recovery to go on appending.
+    pub fn finish_with_tree(mut self) -> Result<(LogSummary, MerkleTree), LogError> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
+        self.signatures.flush()?;
+        let records = self.tree.size();
+        let Some((genesis_hash, origin)) = self.genesis.take() else {
+            return Err(LogError::at(0, LogErrorKind::EmptyLog));
+        };
+        if let Some(first) = self.pending.front() {
+            return Err(LogError::at(
+                records,
+                LogErrorKind::Truncated {
+                    checkpoint: first.number,
+                    size: first.checkpoint.size,
+                    records,
+                },
+            ));
+        }
+        let (checkpoint_size, root) = match &self.last_verified {
+            Some(v) => (v.size, v.root),
+            None => (0, crate::hash::empty_root()),
+        };
+        if checkpoint_size < records && !self.options.allow_unsigned_tail {
+            return Err(LogError::at(
+                checkpoint_size,
+                LogErrorKind::UnsignedRecords {
+                    from: checkpoint_size,
+                    records,
+                },
+            ));
+        }
+        let summary = LogSummary {
+            records,
+            checkpoint_size,
+            root,
+            checkpoints: self.checked,
+            genesis_hash,
+            origin,
+            log_keys: self.log_keys,
+        };
+        Ok((summary, self.tree))
+    }
+
+    /// Runs `step` unless a previous step failed; remembers its failure.
+    fn guard<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        step(self).map_err(|error| {
+            // Signatures still queued belong to earlier checkpoints: a failure among them
+            // comes first.
+            let first = self.signatures.flush().err().unwrap_or(error);
+            self.failed = Some(first.clone());
+            first
+        })
+    }
+
+    fn add_checkpoint_inner(&mut self, text: &str) -> Result<(), LogError> {
+        let number = self.added;
+        self.added += 1;
+        let (note, checkpoint) = checkpoint::parse_unverified(text).map_err(|source| {
+            LogError::unplaced(LogErrorKind::CheckpointMalformed {
+                checkpoint: number,
+                source,
+            })
+        })?;
+        if checkpoint.size < self.last_added_size {
+            return Err(LogError::unplaced(LogErrorKind::CheckpointOrder {
+                checkpoint: number,
+                size: checkpoint.size,
+                previous: self.last_added_size,
+            }));
+        }
+        self.last_added_size = checkpoint.size;
+        self.pending.push_back(PendingCheckpoint {
+            number,
+            note,
+            checkpoint,
+        });
+        self.check_reached_checkpoints()
+    }
+
+    fn add_record_inner(&mut self, bytes: &[u8]) -> Result<Record, LogError> {
+        let index = self.tree.size();
+        let at = |kind| LogError::at(index, kind);
+        let record = Record::from_bytes(bytes).map_err(|e| at(LogErrorKind::Record(e)))?;
+        if record.seq != index {
+            return Err(at(LogErrorKind::SeqMismatch { found: record.seq }));
+        }
+        let (genesis_hash, origin) = match (&self.genesis, record.kind) {
+            (None, RecordKind::Genesis) => {
+                let hash = record_hash_of(bytes, &record);
+                self.genesis.insert((hash, log_origin(&hash))).clone()
+            }
+            (None, found) => return Err(at(LogErrorKind::NotGenesis { found })),
+            (Some(_), RecordKind::Genesis) => return Err(at(LogErrorKind::GenesisAgain)),
+            (Some(genesis), _) => genesis.clone(),
+        };
+        match record.kind.attestation() {
+            AttestationRule::None => {}
+            AttestationRule::LogKey => {
+                let attested = self.attest(&record, genesis_hash.as_bytes()).map_err(at)?;
+                let key = attested
+                    .public_key
+                    .ok_or_else(|| at(LogErrorKind::NoLogKey))?;
+                let key = <[u8; PUBLIC_KEY_LEN]>::try_from(key.as_slice())
+                    .map_err(|_| at(LogErrorKind::BadLogKey { len: key.len() }))?;
+                // INVARIANT: the origin is a valid key name by construction.
+                let verifier = NoteVerifier::new(&origin, key)
+                    .map_err(|_| at(LogErrorKind::BadLogKey { len: key.len() }))?;
+                self.decoded_keys.push(VerifyingKey::from_bytes(&key).ok());
+                self.log_keys.push(LogKey { index, verifier });
+            }
+            AttestationRule::RecordHash => {
+                let own = record_hash_of(bytes, &record);
+                self.attest(&record, own.as_bytes()).map_err(at)?;
+            }
+        }
+        self.requests.check(&record).map_err(|source| {
+            at(LogErrorKind::Request {
+                source: Arc::new(source),
+            })
+        })?;
+        self.tree.push(leaf_hash(bytes));
+        self.check_reached_checkpoints()?;
+        Ok(record)
+    }
+
+    fn attest(&self, record: &Record, expected: &[u8]) -> Result<AttestedKey, LogErrorKind> {
+        let kind = record.kind;
+        let document = record
+            .attestation
+            .as_deref()
+            .ok_or(LogErrorKind::MissingAttestation { kind })?;
+        self.attestation
+            .check(document, expected)
+            .map_err(|source| LogErrorKind::Attestation {
+                kind,
+                source: Arc::new(source),
+            })
+    }
+
+    /// Checks every pending checkpoint the records have reached.
+    fn check_reached_checkpoints(&mut self) -> Result<(), LogError> {
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.checkpoint.size <= self.tree.size())
+        {
+            if let Some(pending) = self.pending.pop_front() {
+                self.check_checkpoint(pending)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_checkpoint(&mut self, pending: PendingCheckpoint) -> Result<(), LogError> {
+        let PendingCheckpoint {
+            number,
+            note,
+            checkpoint,
+        } = pending;
+        let size = checkpoint.size;
+        // The records this checkpoint adds to the previous one: the first is the index to
+        // name when it fails.
+        let batch_start = self.last_verified.as_ref().map_or(0, |v| v.size);
+        let fail = |kind| Err(LogError::at(batch_start, kind));
+
+        let origin = self.genesis.as_ref().map(|(_, origin)| origin.as_str());
+        if let Some(expected) = origin {
+            if checkpoint.origin != expected {
+                return fail(LogErrorKind::CheckpointOrigin {
+                    checkpoint: number,
+                    found: checkpoint.origin,
+                    expected: expected.to_owned(),
+                });
+            }
+        }
+        // Every signature line by a log key attested below `size` is queued for batch
+        // verification; lines by other keys are ignored, as signed-note verifiers must.
+        let text = note.unverified_text().as_bytes();
+        let mut known = 0usize;
+        for sig in note.signatures() {
+            let keys = self.log_keys.iter().zip(&self.decoded_keys);
+            for (key, decoded) in keys.filter(|(key, _)| key.index < size) {
+                if key.verifier.key_id() != sig.key_id || key.verifier.name() != sig.name {
+                    continue;
+                }
+                known += 1;
+                let origin = Origin {
+                    checkpoint: number,
+                    size,
+                    batch_start,
+                    name: &sig.name,
+                    key_id: sig.key_id,
+                };
+                match decoded {
+                    Some(decoded) => {
+                        self.signatures
+                            .push(origin, text, &sig.signature, *decoded)?;
+                    }
+                    None => return Err(batch::bad_signature(&origin)),
+                }
+            }
+        }
+        if known == 0 {
+            return fail(LogErrorKind::CheckpointSignature {
+                checkpoint: number,
+                size,
+                source: NoteError::NoKnownSignature,
+            });
+        }
+        let root = self.tree.root_at(size);
+        if root != Some(checkpoint.root) {
+            return fail(LogErrorKind::RootMismatch {
+                checkpoint: number,
+                size,
+            });
+        }
+        if let Some(previous) = &self.last_verified {
+            let proof = self
+                .tree
+                .consistency_proof(previous.size, size)
+                .and_then(|proof| proof.verify(&previous.root, &checkpoint.root));
+            if let Err(source) = proof {
+                return fail(LogErrorKind::Inconsistent {
+                    checkpoint: number,
+                    source,
+                });
+            }
+        }
+        self.last_verified = Some(Verified {
+            size,
+            root: checkpoint.root,
+        });
+        self.checked += 1;
+        Ok(())
+    }
+}
+
+/// Verifies a whole log. Each checkpoint is added before the records it covers, so errors
+/// come in record order, and at most one checkpoint waits in memory at a time.
+pub fn verify_log<A, R, I, B, C, S>(
+    records: I,
+    checkpoints: C,
+    attestation: A,
+    requests: R,
+    options: VerifyOptions,
+) -> Result<LogSummary, LogError>
+where
+    A: AttestationChecker,
+    R: RequestChecker,
+    I: IntoIterator<Item = B>,
+    B: AsRef<[u8]>,
+    C: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut verifier = LogVerifier::new(attestation, requests, options);
+    let mut records = records.into_iter();
+    for note in checkpoints {
+        verifier.add_checkpoint(note.as_ref())?;
+        while verifier.waiting_checkpoints() > 0 {
+            match records.next() {
+                Some(record) => {
+                    verifier.add_record(record.as_ref())?;
+                }
+                // The log ends before this checkpoint: `finish` reports the truncation.
+                None => break,
+            }
+        }
+    }
+    for record in records {
+        verifier.add_record(record.as_ref())?;
+    }
+    verifier.finish()
+}

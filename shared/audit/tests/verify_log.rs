@@ -1,0 +1,481 @@
+//! The log verification core against good logs and each kind of tampering.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions; a panic is a failed test"
+)]
+
+mod common;
+
+use common::{FakeAttestation, LogBuilder, OtherPcrs};
+use ea_audit::record::{Record, RecordKind};
+use ea_audit::verify::{
+    verify_log, LogError, LogErrorKind, LogSummary, LogVerifier, SkipRequestChecks, VerifyOptions,
+};
+
+fn verify(log: &LogBuilder) -> Result<LogSummary, LogError> {
+    verify_parts(&log.records, &log.checkpoints, log)
+}
+
+fn verify_parts(
+    records: &[Vec<u8>],
+    checkpoints: &[String],
+    log: &LogBuilder,
+) -> Result<LogSummary, LogError> {
+    verify_log(
+        records,
+        checkpoints,
+        FakeAttestation,
+        log.request_checker(),
+        VerifyOptions::default(),
+    )
+}
+
+/// Genesis, enclave start, checkpoint at 2, then 5 batches of 4 records (every third an
+/// approval decision), a checkpoint after each: sizes 2, 6, 10, 14, 18, 22.
+fn sample() -> LogBuilder {
+    LogBuilder::batched(1, 5, 4, 3)
+}
+
+#[test]
+fn a_good_log_verifies() {
+    let log = sample();
+    let summary = verify(&log).unwrap();
+    assert_eq!(summary.records, 22);
+    assert_eq!(summary.checkpoint_size, 22);
+    assert_eq!(summary.checkpoints, 6);
+    assert_eq!(summary.root, log.tree.root());
+    assert_eq!(summary.genesis_hash, log.genesis);
+    assert_eq!(summary.origin, log.origin);
+    assert_eq!(summary.log_keys.len(), 1);
+    assert_eq!(summary.log_keys[0].index, 1);
+    assert_eq!(&summary.log_keys[0].verifier, log.signer.verifier());
+}
+
+#[test]
+fn records_then_checkpoints_also_verifies_and_returns_the_tree() {
+    let log = sample();
+    let mut v = LogVerifier::new(FakeAttestation, SkipRequestChecks, VerifyOptions::default());
+    let decoded: Vec<Record> = log
+        .records
+        .iter()
+        .map(|r| v.add_record(r).unwrap())
+        .collect();
+    assert_eq!(decoded[0].kind, RecordKind::Genesis);
+    for c in &log.checkpoints {
+        v.add_checkpoint(c).unwrap();
+    }
+    let (summary, tree) = v.finish_with_tree().unwrap();
+    assert_eq!(tree.root(), summary.root);
+    assert_eq!(tree.size(), 22);
+}
+
+#[test]
+fn a_restarted_enclave_with_a_new_key() {
+    let mut log = sample();
+    log.restart(2);
+    log.push_many(3, 0);
+    log.checkpoint();
+    let summary = verify(&log).unwrap();
+    assert_eq!(summary.log_keys.len(), 2);
+    assert_eq!(summary.log_keys[1].index, 22);
+    assert_eq!(summary.checkpoint_size, 26);
+}
+
+fn expect(result: Result<LogSummary, LogError>, index: Option<u64>) -> LogErrorKind {
+    let error = result.expect_err("the log verified");
+    assert_eq!(error.index, index, "{error}");
+    error.kind
+}
+
+#[test]
+fn a_changed_byte_names_the_first_record_of_its_batch() {
+    let log = sample();
+    // Record 13 is in the batch 10..14; change a letter of its actor.
+    let mut records = log.records.clone();
+    let at = records[13].windows(5).position(|w| w == b"alice").unwrap();
+    records[13][at] = b'A';
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(10));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::RootMismatch {
+                checkpoint: 3,
+                size: 14
+            }
+        ),
+        "{kind:?}"
+    );
+    // Record 12 is an approval decision: its own attestation names it exactly.
+    let mut records = log.records.clone();
+    let at = records[12].windows(5).position(|w| w == b"alice").unwrap();
+    records[12][at] = b'A';
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(12));
+    assert!(matches!(kind, LogErrorKind::Attestation { .. }), "{kind:?}");
+}
+
+#[test]
+fn a_changed_byte_names_the_exact_record_with_one_checkpoint_per_record() {
+    let log = LogBuilder::batched(1, 12, 1, 0);
+    for target in [2usize, 7, 13] {
+        let mut records = log.records.clone();
+        let at = records[target]
+            .windows(5)
+            .position(|w| w == b"alice")
+            .unwrap();
+        records[target][at] = b'A';
+        let kind = expect(
+            verify_parts(&records, &log.checkpoints, &log),
+            Some(target as u64),
+        );
+        assert!(
+            matches!(kind, LogErrorKind::RootMismatch { .. }),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn a_changed_byte_that_breaks_the_encoding_or_signature_names_the_record() {
+    let log = sample();
+    let mut records = log.records.clone();
+    records[8].push(0);
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(8));
+    assert!(matches!(kind, LogErrorKind::Record(_)), "{kind:?}");
+
+    // A byte inside the signed request body: the request signature fails at that record.
+    let mut records = log.records.clone();
+    let at = records[9]
+        .windows(10)
+        .position(|w| w == b"assignRole")
+        .unwrap();
+    records[9][at] = b'A';
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(9));
+    assert!(matches!(kind, LogErrorKind::Request { .. }), "{kind:?}");
+}
+
+#[test]
+fn a_deleted_record() {
+    let log = sample();
+    let mut records = log.records.clone();
+    records.remove(7);
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(7));
+    assert!(
+        matches!(kind, LogErrorKind::SeqMismatch { found: 8 }),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn two_swapped_records() {
+    let log = sample();
+    let mut records = log.records.clone();
+    records.swap(11, 15);
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(11));
+    assert!(
+        matches!(kind, LogErrorKind::SeqMismatch { found: 15 }),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn a_truncated_tail_with_an_old_checkpoint_for_the_larger_tree() {
+    let log = sample();
+    let records = &log.records[..19];
+    let kind = expect(verify_parts(records, &log.checkpoints, &log), Some(19));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::Truncated {
+                checkpoint: 5,
+                size: 22,
+                records: 19
+            }
+        ),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key() {
+    let mut log = sample();
+    let mut forger = LogBuilder::new(9);
+    forger.origin = log.origin.clone();
+    forger.signer =
+        ea_audit::note::NoteSigner::new(&log.origin, Box::new(common::key_pair(9))).unwrap();
+    forger.tree = log.tree.clone();
+    log.checkpoints[4] = forger.checkpoint_note(18);
+    let kind = expect(verify(&log), Some(14));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointSignature {
+                checkpoint: 4,
+                size: 18,
+                ..
+            }
+        ),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_signed_before_its_key_was_attested() {
+    // The second key is attested at index 22; a checkpoint of size 22 does not cover that
+    // record, so the new key may not sign it.
+    let mut log = sample();
+    log.restart(2);
+    let early = log.checkpoint_note(22);
+    log.checkpoints.push(early);
+    let kind = expect(verify(&log), Some(22));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointSignature {
+                checkpoint: 6,
+                size: 22,
+                ..
+            }
+        ),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn an_attestation_for_other_pcrs() {
+    let log = sample();
+    let error = verify_log(
+        &log.records,
+        &log.checkpoints,
+        OtherPcrs,
+        log.request_checker(),
+        VerifyOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(error.index, Some(1));
+    assert!(
+        matches!(
+            error.kind,
+            LogErrorKind::Attestation {
+                kind: RecordKind::EnclaveStart,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("other PCRs"), "{error}");
+}
+
+#[test]
+fn approval_records_need_their_own_attestation() {
+    let log = sample();
+    // Record 4 is the first approval decision (third record of the first batch).
+    let mut record = Record::from_bytes(&log.records[4]).unwrap();
+    assert_eq!(record.kind, RecordKind::ApprovalDecision);
+    let mut records = log.records.clone();
+
+    let attestation = record.attestation.take();
+    records[4] = record.to_bytes().unwrap();
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(4));
+    assert!(
+        matches!(kind, LogErrorKind::MissingAttestation { .. }),
+        "{kind:?}"
+    );
+
+    // The attestation of another record: its user_data is the wrong record hash.
+    let other = Record::from_bytes(&log.records[8]).unwrap();
+    record.attestation = other.attestation;
+    records[4] = record.to_bytes().unwrap();
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(4));
+    assert!(matches!(kind, LogErrorKind::Attestation { .. }), "{kind:?}");
+    assert!(attestation.is_some());
+}
+
+#[test]
+fn genesis_rules() {
+    let log = sample();
+    let kind = expect(verify_parts(&log.records[1..], &[], &log), Some(0));
+    assert!(
+        matches!(kind, LogErrorKind::SeqMismatch { found: 1 }),
+        "{kind:?}"
+    );
+
+    let mut first = Record::from_bytes(&log.records[1]).unwrap();
+    first.seq = 0;
+    let kind = expect(
+        verify_parts(&[first.to_bytes().unwrap()], &[], &log),
+        Some(0),
+    );
+    assert!(matches!(kind, LogErrorKind::NotGenesis { .. }), "{kind:?}");
+
+    let mut again = Record::from_bytes(&log.records[0]).unwrap();
+    again.seq = 2;
+    let records = vec![
+        log.records[0].clone(),
+        log.records[1].clone(),
+        again.to_bytes().unwrap(),
+    ];
+    let kind = expect(verify_parts(&records, &[], &log), Some(2));
+    assert!(matches!(kind, LogErrorKind::GenesisAgain), "{kind:?}");
+
+    let kind = expect(verify_parts(&[], &[], &log), Some(0));
+    assert!(matches!(kind, LogErrorKind::EmptyLog), "{kind:?}");
+}
+
+#[test]
+fn unsigned_records_after_the_last_checkpoint() {
+    let mut log = sample();
+    log.push_many(2, 0);
+    let kind = expect(verify(&log), Some(22));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::UnsignedRecords {
+                from: 22,
+                records: 24
+            }
+        ),
+        "{kind:?}"
+    );
+    let summary = verify_log(
+        &log.records,
+        &log.checkpoints,
+        FakeAttestation,
+        log.request_checker(),
+        VerifyOptions {
+            allow_unsigned_tail: true,
+        },
+    )
+    .unwrap();
+    assert_eq!((summary.records, summary.checkpoint_size), (24, 22));
+}
+
+#[test]
+fn checkpoints_out_of_order_or_of_another_log() {
+    let log = sample();
+    let mut checkpoints = log.checkpoints.clone();
+    checkpoints.swap(2, 3);
+    let kind = expect(verify_parts(&log.records, &checkpoints, &log), None);
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointOrder {
+                checkpoint: 3,
+                size: 10,
+                previous: 14
+            }
+        ),
+        "{kind:?}"
+    );
+
+    let other = LogBuilder::batched(1, 5, 4, 3);
+    let mut foreign = other;
+    foreign.origin = "enclave-approvals/0123456789abcdef".into();
+    foreign.signer =
+        ea_audit::note::NoteSigner::new(&foreign.origin, Box::new(common::key_pair(1))).unwrap();
+    let mut checkpoints = log.checkpoints.clone();
+    checkpoints[1] = foreign.checkpoint_note(6);
+    let kind = expect(verify_parts(&log.records, &checkpoints, &log), Some(2));
+    assert!(
+        matches!(kind, LogErrorKind::CheckpointOrigin { checkpoint: 1, .. }),
+        "{kind:?}"
+    );
+
+    let mut checkpoints = log.checkpoints.clone();
+    checkpoints[2] = checkpoints[2].replace('\u{2014}', "-");
+    let kind = expect(verify_parts(&log.records, &checkpoints, &log), None);
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointMalformed { checkpoint: 2, .. }
+        ),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn a_failed_verifier_stays_failed() {
+    let log = sample();
+    let mut v = LogVerifier::new(
+        FakeAttestation,
+        log.request_checker(),
+        VerifyOptions::default(),
+    );
+    v.add_record(&log.records[0]).unwrap();
+    let first = v.add_record(&log.records[2]).unwrap_err();
+    assert_eq!(first.index, Some(1));
+    let again = v.add_record(&log.records[1]).unwrap_err();
+    assert_eq!(again.index, Some(1));
+    assert!(matches!(again.kind, LogErrorKind::SeqMismatch { found: 2 }));
+    assert_eq!(v.finish().unwrap_err().index, Some(1));
+}
+
+/// The note with one bit of its (first) signature flipped, still well-formed.
+fn corrupt_signature(note: &str) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    let (text, line) = note.rsplit_once("\n\n").unwrap();
+    let (prefix, blob) = line.trim_end().rsplit_once(' ').unwrap();
+    let mut raw = STANDARD.decode(blob).unwrap();
+    raw[10] ^= 0x01;
+    format!("{text}\n\n{prefix} {}\n", STANDARD.encode(raw))
+}
+
+#[test]
+fn a_checkpoint_with_a_corrupted_signature_by_the_log_key() {
+    let mut log = sample();
+    log.checkpoints[2] = corrupt_signature(&log.checkpoints[2]);
+    let kind = expect(verify(&log), Some(6));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointSignature {
+                checkpoint: 2,
+                size: 10,
+                ..
+            }
+        ),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn a_bad_signature_queued_for_batch_verification_comes_before_a_later_error() {
+    let mut log = sample();
+    log.checkpoints[2] = corrupt_signature(&log.checkpoints[2]);
+    let mut records = log.records.clone();
+    records.remove(15);
+    let kind = expect(verify_parts(&records, &log.checkpoints, &log), Some(6));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointSignature { checkpoint: 2, .. }
+        ),
+        "{kind:?}"
+    );
+}
+
+#[test]
+fn the_first_bad_signature_among_many_batches() {
+    // 150 checkpoints: more than one batch of signatures.
+    let mut log = LogBuilder::batched(1, 150, 2, 0);
+    log.checkpoints[140] = corrupt_signature(&log.checkpoints[140]);
+    log.checkpoints[70] = corrupt_signature(&log.checkpoints[70]);
+    log.checkpoints[100] = corrupt_signature(&log.checkpoints[100]);
+    // Checkpoint 70 covers size 2 + 70 * 2 = 142; its batch starts at 140.
+    let kind = expect(verify(&log), Some(140));
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointSignature {
+                checkpoint: 70,
+                size: 142,
+                ..
+            }
+        ),
+        "{kind:?}"
+    );
+    let clean = LogBuilder::batched(1, 150, 2, 0);
+    assert_eq!(verify(&clean).unwrap().checkpoints, 151);
+}

@@ -1,0 +1,45 @@
+//! The attestation checker the log verifier is given, shared by enclave recovery and
+//! `govctl audit verify`: `ea_attestation::verify` against the pinned trust root and PCRs,
+//! each document at its own time.
+//!
+//! Documents in a log are old by the time anyone reads it again (their leaf certificates
+//! live about three hours), so certificates are checked at the document's own timestamp;
+//! what makes an old document trustworthy is the chain to the pinned root and the PCRs.
+
+use ea_attestation::{verify, ValidationTime, VerifyError, VerifyOptions};
+use ea_audit::verify::{AttestationChecker, AttestedKey};
+
+/// Checks documents with `ea_attestation::verify`; the expected `user_data` is set per
+/// document by the log verifier.
+#[derive(Debug, Clone)]
+pub struct DocumentChecker {
+    options: VerifyOptions,
+}
+
+impl DocumentChecker {
+    /// A checker with these options (root, pinned PCRs, debug policy). Validation time and
+    /// user data are set per document.
+    pub fn new(options: VerifyOptions) -> Self {
+        Self { options }
+    }
+}
+
+impl AttestationChecker for DocumentChecker {
+    type Error = VerifyError;
+
+    fn check(
+        &self,
+        document: &[u8],
+        expected_user_data: &[u8],
+    ) -> Result<AttestedKey, VerifyError> {
+        let options = self
+            .options
+            .clone()
+            .at(ValidationTime::DocumentTime)
+            .user_data(expected_user_data.to_vec());
+        let verified = verify(document, &options)?;
+        Ok(AttestedKey {
+            public_key: verified.into_inner().public_key,
+        })
+    }
+}

@@ -1,0 +1,602 @@
+//! The ledger: the policy state plus what deciding in log order needs (replay protection,
+//! the genesis settings), turning each authenticated request into an answer and the drafts
+//! of its audit records. Pure: time is an argument; no I/O.
+
+use ciborium::Value;
+use ea_audit::record::{Record, RecordKind};
+use ea_policy::{
+    ApprovalId, Command, Event, Operation as PolicyOperation, OperationKind, Outcome, PolicyState,
+    PrincipalId, Refusal, Submission, Timestamp,
+};
+use ea_protocol::signed::{self, SignedRequestError, MAX_CLOCK_SKEW_MS};
+
+use crate::answer::Answer;
+use crate::directory::{key_status, Authenticated, KeyStatus};
+use crate::genesis::{Genesis, GenesisError, LedgerSettings};
+use crate::operation::Operation;
+use crate::records::{
+    events_of, events_value, map, text, value_of, Draft, EventsError, PLATFORM_ACTOR,
+};
+
+/// What one request produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// The records to append, in order (none for reads, and for checks when decision
+    /// logging is off).
+    pub drafts: Vec<Draft>,
+    /// The answer.
+    pub answer: Answer,
+}
+
+/// Why a record could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Record 0 does not hold a valid genesis document.
+    #[error("the genesis record is not valid: {0}")]
+    Genesis(#[from] GenesisError),
+    /// The record's events do not decode.
+    #[error(transparent)]
+    Events(#[from] EventsError),
+    /// An event does not fit the state: the log and the engine disagree.
+    #[error("{0}")]
+    Apply(#[from] ea_policy::ApplyError),
+}
+
+/// Why the ledger refused a request before deciding it (nothing is recorded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// The signature was checked against an older snapshot; in log order the key is gone,
+    /// revoked, or the nonce was seen.
+    #[error(transparent)]
+    Request(#[from] SignedRequestError),
+    /// The enclave's clock is outside what timestamps can express.
+    #[error("the enclave's clock reads {0} ms, which is not a valid time")]
+    Clock(u64),
+}
+
+/// The state, the genesis settings, and the nonces seen within the freshness window.
+#[derive(Debug)]
+pub struct Ledger {
+    state: PolicyState,
+    settings: LedgerSettings,
+    replay: signed::ReplayCache,
+    directory_changed: bool,
+    poisoned: Option<String>,
+}
+
+fn timestamp(now_ms: u64) -> Result<Timestamp, Rejected> {
+    i64::try_from(now_ms)
+        .ok()
+        .and_then(|ms| Timestamp::from_unix_millis(ms).ok())
+        .ok_or(Rejected::Clock(now_ms))
+}
+
+impl Ledger {
+    /// A new ledger from a genesis document, with the draft of record 0.
+    pub fn from_genesis(
+        genesis: &Genesis,
+        replay_capacity: usize,
+    ) -> Result<(Ledger, Draft), GenesisError> {
+        let state = genesis.state()?;
+        let draft = Draft {
+            kind: RecordKind::Genesis,
+            actor: PLATFORM_ACTOR.to_owned(),
+            request: None,
+            decision: Value::Null,
+            changes: genesis.to_value()?,
+        };
+        let ledger = Ledger {
+            state,
+            settings: genesis.settings.clone(),
+            replay: signed::ReplayCache::new(replay_capacity),
+            directory_changed: true,
+            poisoned: None,
+        };
+        Ok((ledger, draft))
+    }
+
+    /// The ledger that record 0 (genesis) starts.
+    pub fn from_genesis_record(
+        record: &Record,
+        replay_capacity: usize,
+    ) -> Result<Ledger, ReplayError> {
+        let genesis = Genesis::from_value(&record.changes)?;
+        Ok(Ledger::from_genesis(&genesis, replay_capacity)?.0)
+    }
+
+    /// The policy state.
+    pub fn state(&self) -> &PolicyState {
+        &self.state
+    }
+
+    /// The genesis settings.
+    pub fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    /// Whether principals or keys changed since the last call (the enclave then publishes a
+    /// new directory snapshot for signature checks).
+    pub fn take_directory_changed(&mut self) -> bool {
+        std::mem::take(&mut self.directory_changed)
+    }
+
+    /// Set when an event the engine produced did not apply: the in-memory state may be
+    /// half-changed and must be rebuilt from the log before anything else is decided.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    /// Nonces held by the replay cache.
+    pub fn replay_cache_len(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// Replays one record after genesis: applies its events, and remembers the nonce of its
+    /// request when it could still be replayed at `now_ms`.
+    pub fn replay(&mut self, record: &Record, now_ms: u64) -> Result<(), ReplayError> {
+        self.apply_record(record)?;
+        if let Some(bytes) = &record.request {
+            // Only recent records matter; anything older fails the freshness check anyway.
+            if record.time.saturating_add(2 * MAX_CLOCK_SKEW_MS) >= now_ms {
+                self.remember(bytes, now_ms);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one record's events, nothing else: how an auditor follows the state (and the
+    /// principals' keys) through a log.
+    pub fn apply_record(&mut self, record: &Record) -> Result<(), ReplayError> {
+        for event in events_of(record)? {
+            self.apply(&event)?;
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, bytes: &[u8], now_ms: u64) {
+        let Ok(request) = signed::decode_signed_request(bytes) else {
+            return;
+        };
+        let Ok(body) = signed::decode_request_body::<ciborium::Value>(&request) else {
+            return;
+        };
+        // Stale nonces are refused by freshness; a full cache only costs protection the
+        // freshness window already gives for these.
+        let _ = self
+            .replay
+            .check_and_insert(&body.principal, &body.nonce, body.issued_at, now_ms);
+    }
+
+    fn apply(&mut self, event: &Event) -> Result<(), ea_policy::ApplyError> {
+        if matches!(
+            event,
+            Event::PrincipalPut(_) | Event::PrincipalDeleted { .. }
+        ) {
+            self.directory_changed = true;
+        }
+        self.state.apply(event)
+    }
+
+    /// Applies events the engine just produced against this state. They fit by
+    /// construction; if one does not, the ledger is poisoned (see [`Ledger::poisoned`]).
+    fn apply_new<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) -> bool {
+        for event in events {
+            if let Err(error) = self.apply(event) {
+                self.poisoned = Some(format!(
+                    "an event the engine produced did not apply: {error}"
+                ));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Decides an authenticated request at `now_ms`, applies its effects, and returns its
+    /// answer and record drafts. First, in log order: the key must still be the principal's
+    /// and unrevoked, and the nonce new within the freshness window.
+    pub fn execute(&mut self, request: &Authenticated, now_ms: u64) -> Result<Execution, Rejected> {
+        let at = timestamp(now_ms)?;
+        let principal = request.principal().as_str();
+        match key_status(&self.state, principal, request.key_id()) {
+            KeyStatus::Active(key) if &key == request.key() => {}
+            KeyStatus::Revoked => {
+                return Err(SignedRequestError::RevokedKey {
+                    principal: principal.to_owned(),
+                    key_id: request.key_id().to_owned(),
+                }
+                .into())
+            }
+            _ => {
+                return Err(SignedRequestError::UnknownKey {
+                    principal: principal.to_owned(),
+                    key_id: request.key_id().to_owned(),
+                }
+                .into())
+            }
+        }
+        self.replay
+            .check_and_insert(principal, request.nonce(), request.issued_at(), now_ms)?;
+        let actor = request.principal().clone();
+        Ok(match request.operation() {
+            Operation::Submit {
+                command,
+                justification,
+            } => self.submit(request, &actor, command, justification.as_deref(), at),
+            Operation::Check {
+                principal,
+                operation,
+                scope,
+                data_action,
+            } => self.check(
+                request,
+                &actor,
+                principal.as_ref(),
+                operation,
+                scope,
+                *data_action,
+                at,
+            ),
+            Operation::Flow {
+                source,
+                destination,
+                port,
+                protocol,
+            } => self.flow(request, &actor, source, destination, *port, *protocol, at),
+            Operation::Read(query) => Execution {
+                drafts: Vec::new(),
+                answer: crate::query::read(&self.state, &actor, query, at),
+            },
+        })
+    }
+
+    fn submit(
+        &mut self,
+        request: &Authenticated,
+        actor: &PrincipalId,
+        command: &Command,
+        justification: Option<&str>,
+        at: Timestamp,
+    ) -> Execution {
+        // The engine draws no random numbers: an approval is named after the request's
+        // nonce, unique within the freshness window by the replay check.
+        let approval_id = match ApprovalId::new(&hex::encode(request.nonce())) {
+            Ok(id) => id,
+            Err(e) => return internal(format!("approval id: {e}")),
+        };
+        let submission = Submission {
+            justification,
+            approval_id,
+            max_pending_per_requester: self.settings.max_pending_approvals_per_requester,
+        };
+        let requested = |kind, decision, changes| Draft {
+            kind,
+            actor: actor.to_string(),
+            request: Some(request.bytes().to_vec()),
+            decision,
+            changes,
+        };
+        match self.state.submit(actor, command, &submission, at) {
+            Err(refusal) => {
+                let answer = denied(refusal);
+                let decision = match &answer {
+                    Answer::Denied { code, refusal, .. } => map(vec![
+                        ("outcome", text("denied")),
+                        ("command", text(command.name())),
+                        ("code", text(code)),
+                        ("refusal", value_of(refusal)),
+                    ]),
+                    _ => Value::Null,
+                };
+                Execution {
+                    drafts: vec![requested(
+                        RecordKind::Denied,
+                        decision,
+                        Value::Array(Vec::new()),
+                    )],
+                    answer,
+                }
+            }
+            Ok(Outcome::Applied { events }) => {
+                if !self.apply_new(&events) {
+                    return internal_poisoned();
+                }
+                let decision = map(vec![
+                    ("outcome", text("applied")),
+                    ("command", text(command.name())),
+                ]);
+                Execution {
+                    drafts: vec![requested(
+                        RecordKind::StateChange,
+                        decision,
+                        events_value(&events),
+                    )],
+                    answer: Answer::Applied {
+                        command: command.name().to_owned(),
+                        events,
+                    },
+                }
+            }
+            Ok(Outcome::Pending {
+                approval_id,
+                events,
+            }) => {
+                if !self.apply_new(&events) {
+                    return internal_poisoned();
+                }
+                let Some(approval) = self.state.approval(&approval_id).cloned() else {
+                    return internal_poisoned();
+                };
+                let decision = map(vec![
+                    ("outcome", text("pending")),
+                    ("command", text(command.name())),
+                    ("approvalId", text(approval_id.as_str())),
+                ]);
+                Execution {
+                    drafts: vec![requested(
+                        RecordKind::ApprovalSubmitted,
+                        decision,
+                        events_value(&events),
+                    )],
+                    answer: Answer::Pending {
+                        approval: Box::new(approval),
+                    },
+                }
+            }
+            Ok(Outcome::Voted {
+                approval_id,
+                events,
+                completion,
+            }) => {
+                if !self.apply_new(&events) {
+                    return internal_poisoned();
+                }
+                let verdict = match command {
+                    Command::Reject { .. } => "reject",
+                    _ => "approve",
+                };
+                let mut drafts = vec![requested(
+                    RecordKind::ApprovalDecision,
+                    map(vec![
+                        ("outcome", text("voted")),
+                        ("approvalId", text(approval_id.as_str())),
+                        ("verdict", text(verdict)),
+                    ]),
+                    events_value(&events),
+                )];
+                let mut applied = Vec::new();
+                if let Some(completion) = completion {
+                    if !self.apply_new(&completion.events) {
+                        return internal_poisoned();
+                    }
+                    let mut decision = vec![
+                        ("outcome", text(completion.status.as_str())),
+                        ("approvalId", text(approval_id.as_str())),
+                    ];
+                    if let Some(reason) = &completion.reason {
+                        decision.push(("reason", text(reason)));
+                    }
+                    // The engine applies an approved change: the approver's request caused
+                    // it, the requester asked for it, and the record says both.
+                    drafts.push(Draft {
+                        kind: RecordKind::ApprovalApplied,
+                        actor: PLATFORM_ACTOR.to_owned(),
+                        request: None,
+                        decision: map(decision),
+                        changes: events_value(&completion.events),
+                    });
+                    applied = completion.events;
+                }
+                let Some(approval) = self.state.approval(&approval_id).cloned() else {
+                    return internal_poisoned();
+                };
+                Execution {
+                    drafts,
+                    answer: Answer::Voted {
+                        approval: Box::new(approval),
+                        events: applied,
+                    },
+                }
+            }
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per field of the check"
+    )]
+    fn check(
+        &mut self,
+        request: &Authenticated,
+        actor: &PrincipalId,
+        subject: Option<&PrincipalId>,
+        operation: &str,
+        scope: &ea_policy::Scope,
+        data_action: bool,
+        at: Timestamp,
+    ) -> Execution {
+        let subject = subject.unwrap_or(actor);
+        if subject != actor {
+            let read = PolicyOperation::parse("Microsoft.Authorization/roleAssignments/read");
+            let may = read.is_ok_and(|read| self.state.check(actor, &read, scope, at).allowed);
+            if !may {
+                return answer_only(Answer::error(
+                    "not_authorized",
+                    format!(
+                        "{actor} may not ask about {subject}'s permissions at {scope} \
+                         (it needs Microsoft.Authorization/roleAssignments/read there)"
+                    ),
+                ));
+            }
+        }
+        let parsed = if data_action {
+            PolicyOperation::new(operation, OperationKind::DataAction)
+        } else {
+            PolicyOperation::parse(operation)
+        };
+        let op = match parsed {
+            Ok(op) => op,
+            Err(e) => return answer_only(Answer::error("invalid_operation", e.to_string())),
+        };
+        let decision = self.state.check(subject, &op, scope, at);
+        let drafts = self.decision_draft(request, actor, || {
+            map(vec![
+                ("outcome", text("decision")),
+                ("principal", text(subject.as_str())),
+                ("operation", text(operation)),
+                ("scope", text(&scope.to_string())),
+                ("decision", value_of(&decision)),
+            ])
+        });
+        Execution {
+            drafts,
+            answer: Answer::Decision {
+                principal: subject.clone(),
+                operation: operation.to_owned(),
+                scope: scope.clone(),
+                decision: Box::new(decision),
+            },
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per field of the question"
+    )]
+    fn flow(
+        &mut self,
+        request: &Authenticated,
+        actor: &PrincipalId,
+        source: &ea_policy::Scope,
+        destination: &str,
+        port: u16,
+        protocol: ea_policy::Protocol,
+        at: Timestamp,
+    ) -> Execution {
+        let read = PolicyOperation::parse("Microsoft.Mission/virtualEnclaves/read");
+        if !read.is_ok_and(|read| self.state.check(actor, &read, source, at).allowed) {
+            return answer_only(Answer::error(
+                "not_authorized",
+                format!("{actor} may not read {source}, so may not ask about its traffic"),
+            ));
+        }
+        let address: ea_policy::Address = match destination.parse() {
+            Ok(address) => address,
+            Err(e) => return answer_only(Answer::error("invalid_destination", e)),
+        };
+        let decision = self.state.flow(source, &address, port, protocol);
+        let drafts = self.decision_draft(request, actor, || {
+            map(vec![
+                ("outcome", text("flow")),
+                ("source", text(&source.to_string())),
+                ("destination", text(destination)),
+                ("port", Value::Integer(port.into())),
+                ("protocol", value_of(&protocol)),
+                ("decision", value_of(&decision)),
+            ])
+        });
+        Execution {
+            drafts,
+            answer: Answer::Flow {
+                source: source.clone(),
+                destination: destination.to_owned(),
+                port,
+                decision: Box::new(decision),
+            },
+        }
+    }
+
+    fn decision_draft(
+        &self,
+        request: &Authenticated,
+        actor: &PrincipalId,
+        decision: impl FnOnce() -> Value,
+    ) -> Vec<Draft> {
+        if !self.settings.decision_logging {
+            return Vec::new();
+        }
+        vec![Draft {
+            kind: RecordKind::Decision,
+            actor: actor.to_string(),
+            request: Some(request.bytes().to_vec()),
+            decision: decision(),
+            changes: Value::Array(Vec::new()),
+        }]
+    }
+
+    /// The automatic transitions due at `now_ms` (approvals expiring, maintenance windows
+    /// and activations ending), applied, one record each.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Draft> {
+        let Ok(at) = timestamp(now_ms) else {
+            return Vec::new();
+        };
+        let due = self.state.due_events(at);
+        let mut drafts = Vec::new();
+        for transition in transitions(due) {
+            if !self.apply_new(&transition) {
+                break;
+            }
+            let name = transition.first().map_or("transition", Event::name);
+            drafts.push(Draft {
+                kind: RecordKind::Automatic,
+                actor: PLATFORM_ACTOR.to_owned(),
+                request: None,
+                decision: map(vec![
+                    ("outcome", text("automatic")),
+                    ("transition", text(name)),
+                ]),
+                changes: events_value(&transition),
+            });
+        }
+        drafts
+    }
+
+    /// When the next automatic transition is due, unix ms.
+    pub fn next_due(&self) -> Option<u64> {
+        self.state
+            .next_due()
+            .map(|t| u64::try_from(t.unix_millis()).unwrap_or(0))
+    }
+}
+
+/// Groups due events into transitions: each starts with the event that is due (an
+/// approval expiring, a maintenance window or an activation ending); the connection
+/// placeholder events that follow belong to it.
+fn transitions(due: Vec<Event>) -> Vec<Vec<Event>> {
+    let mut groups: Vec<Vec<Event>> = Vec::new();
+    for event in due {
+        let follows = matches!(
+            event,
+            Event::ConnectionDeleted { .. } | Event::ConnectionStateChanged { .. }
+        );
+        match groups.last_mut() {
+            Some(group) if follows => group.push(event),
+            _ => groups.push(vec![event]),
+        }
+    }
+    groups
+}
+
+fn denied(refusal: Refusal) -> Answer {
+    Answer::Denied {
+        code: refusal.code().to_owned(),
+        message: refusal.to_string(),
+        refusal: Box::new(refusal),
+    }
+}
+
+fn answer_only(answer: Answer) -> Execution {
+    Execution {
+        drafts: Vec::new(),
+        answer,
+    }
+}
+
+fn internal(message: String) -> Execution {
+    answer_only(Answer::error("internal", message))
+}
+
+fn internal_poisoned() -> Execution {
+    internal(
+        "the enclave found its state inconsistent and is rebuilding it from the log; retry".into(),
+    )
+}

@@ -1,0 +1,847 @@
+//! Signed client requests (SPEC-trust section 2): the envelope, signing, verification,
+//! freshness and replay protection.
+//!
+//! ```text
+//! SignedRequest = {body: bstr (CBOR of RequestBody), key_id, alg: "ES256"|"Ed25519", sig: bstr}
+//! RequestBody   = {v: 1, principal, nonce (16 random bytes), issued_at (unix ms), operation}
+//! signature over "enclave-approvals/request/v1\n" || body
+//! ```
+//!
+//! The body travels as the exact bytes that were signed, so the enclave and any later auditor
+//! check the signature over those bytes, never over a re-encoding.
+
+use std::collections::{HashSet, VecDeque};
+
+use ring::rand::SecureRandom;
+use ring::signature::{self, KeyPair};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// What a signature covers before the body bytes.
+pub const REQUEST_SIGNING_DOMAIN: &[u8] = b"enclave-approvals/request/v1\n";
+
+/// The version of [`RequestBody`] this build writes and accepts.
+pub const REQUEST_BODY_VERSION: u8 = 1;
+
+/// How far `issued_at` may be from the enclave's clock, either way.
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Largest encoded signed request accepted, in bytes.
+pub const MAX_SIGNED_REQUEST_LEN: usize = 256 * 1024;
+
+/// Bytes of a request nonce.
+pub const NONCE_LEN: usize = 16;
+
+/// A signature algorithm for client requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SignatureAlgorithm {
+    /// ECDSA P-256 with SHA-256; signature is the 64-byte `r || s`; public key the 65-byte
+    /// uncompressed SEC1 point.
+    ES256,
+    /// Ed25519; 64-byte signature; 32-byte public key.
+    Ed25519,
+}
+
+impl SignatureAlgorithm {
+    /// The name used on the wire and in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureAlgorithm::ES256 => "ES256",
+            SignatureAlgorithm::Ed25519 => "Ed25519",
+        }
+    }
+
+    fn public_key_len(self) -> usize {
+        match self {
+            SignatureAlgorithm::ES256 => 65,
+            SignatureAlgorithm::Ed25519 => 32,
+        }
+    }
+}
+
+impl std::fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SignatureAlgorithm {
+    type Err = SignedRequestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ES256" => Ok(SignatureAlgorithm::ES256),
+            "Ed25519" => Ok(SignatureAlgorithm::Ed25519),
+            other => Err(SignedRequestError::UnknownAlgorithm(other.to_owned())),
+        }
+    }
+}
+
+/// The envelope a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRequest {
+    /// The CBOR encoding of a [`RequestBody`], exactly as signed.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// Which of the principal's keys signed.
+    pub key_id: String,
+    /// The signature algorithm.
+    pub alg: SignatureAlgorithm,
+    /// The signature over [`REQUEST_SIGNING_DOMAIN`] followed by `body`.
+    #[serde(with = "serde_bytes")]
+    pub sig: Vec<u8>,
+}
+
+/// What a principal asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBody<Op> {
+    /// Always [`REQUEST_BODY_VERSION`].
+    pub v: u8,
+    /// The principal making the request.
+    pub principal: String,
+    /// 16 random bytes; a nonce is accepted once within the freshness window.
+    #[serde(with = "serde_bytes")]
+    pub nonce: Vec<u8>,
+    /// When the client made the request, unix milliseconds.
+    pub issued_at: u64,
+    /// The operation.
+    pub operation: Op,
+}
+
+/// Why a signed request is refused. Each has its own code for clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignedRequestError {
+    /// Too many bytes.
+    #[error("signed request of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Size received.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The envelope or body is not the CBOR it should be.
+    #[error("malformed signed request: {0}")]
+    Malformed(String),
+    /// A body version this build does not accept.
+    #[error("request body version {0} is not supported (expected {REQUEST_BODY_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The nonce is not 16 bytes.
+    #[error("the nonce must be {NONCE_LEN} bytes, not {0}")]
+    BadNonce(usize),
+    /// An algorithm name this build does not know.
+    #[error("unknown signature algorithm {0:?} (use ES256 or Ed25519)")]
+    UnknownAlgorithm(String),
+    /// No key with this id belongs to the principal.
+    #[error("key {key_id:?} is not a key of principal {principal:?}")]
+    UnknownKey {
+        /// The principal named in the body.
+        principal: String,
+        /// The key id of the envelope.
+        key_id: String,
+    },
+    /// The key was revoked.
+    #[error("key {key_id:?} of principal {principal:?} is revoked")]
+    RevokedKey {
+        /// The principal.
+        principal: String,
+        /// The key id.
+        key_id: String,
+    },
+    /// The envelope's algorithm is not the key's.
+    #[error("key {key_id:?} is an {expected} key, but the request says {got}")]
+    AlgorithmMismatch {
+        /// The key id.
+        key_id: String,
+        /// The key's algorithm.
+        expected: SignatureAlgorithm,
+        /// The envelope's algorithm.
+        got: SignatureAlgorithm,
+    },
+    /// The signature does not verify.
+    #[error("the signature does not verify with key {key_id:?}")]
+    BadSignature {
+        /// The key id.
+        key_id: String,
+    },
+    /// `issued_at` is too far in the past.
+    #[error("the request was issued {age_ms} ms ago; at most {MAX_CLOCK_SKEW_MS} ms is accepted")]
+    Stale {
+        /// How old it is.
+        age_ms: u64,
+    },
+    /// `issued_at` is too far in the future.
+    #[error("the request is dated {ahead_ms} ms in the future; at most {MAX_CLOCK_SKEW_MS} ms is accepted")]
+    FromTheFuture {
+        /// How far ahead it is.
+        ahead_ms: u64,
+    },
+    /// The nonce was seen within the freshness window.
+    #[error("this request (nonce) was already received; send a new request")]
+    Replayed,
+    /// The replay cache is full: refusing is safer than forgetting a nonce.
+    #[error("too many requests within the freshness window ({capacity}); retry later")]
+    ReplayCacheFull {
+        /// The cache's capacity.
+        capacity: usize,
+    },
+    /// A principal that requests may never claim.
+    #[error("principal {0:?} cannot be claimed by a request")]
+    ReservedPrincipal(String),
+    /// The public key bytes are not a valid key of the algorithm.
+    #[error("invalid {alg} public key: {reason}")]
+    InvalidPublicKey {
+        /// The algorithm.
+        alg: SignatureAlgorithm,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The private key could not be used.
+    #[error("invalid {alg} private key (expected PKCS#8)")]
+    InvalidPrivateKey {
+        /// The algorithm.
+        alg: SignatureAlgorithm,
+    },
+    /// Signing failed.
+    #[error("signing failed")]
+    SigningFailed,
+}
+
+impl SignedRequestError {
+    /// The error code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignedRequestError::TooLarge { .. } => "request_too_large",
+            SignedRequestError::Malformed(_) => "malformed_request",
+            SignedRequestError::UnsupportedVersion(_) => "unsupported_request_version",
+            SignedRequestError::BadNonce(_) => "bad_nonce",
+            SignedRequestError::UnknownAlgorithm(_) => "unknown_algorithm",
+            SignedRequestError::UnknownKey { .. } => "unknown_key",
+            SignedRequestError::RevokedKey { .. } => "revoked_key",
+            SignedRequestError::AlgorithmMismatch { .. } => "algorithm_mismatch",
+            SignedRequestError::BadSignature { .. } => "bad_signature",
+            SignedRequestError::Stale { .. } => "stale_request",
+            SignedRequestError::FromTheFuture { .. } => "future_request",
+            SignedRequestError::Replayed => "replayed_request",
+            SignedRequestError::ReplayCacheFull { .. } => "replay_cache_full",
+            SignedRequestError::ReservedPrincipal(_) => "reserved_principal",
+            SignedRequestError::InvalidPublicKey { .. } => "invalid_public_key",
+            SignedRequestError::InvalidPrivateKey { .. } => "invalid_private_key",
+            SignedRequestError::SigningFailed => "signing_failed",
+        }
+    }
+}
+
+/// A principal's public key, as the directory holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublicKey {
+    /// The algorithm.
+    pub alg: SignatureAlgorithm,
+    /// The key bytes (see [`SignatureAlgorithm`] for the format).
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+impl PublicKey {
+    /// Checks the key's length and, for ES256, that it is an uncompressed point.
+    pub fn new(alg: SignatureAlgorithm, bytes: Vec<u8>) -> Result<Self, SignedRequestError> {
+        if bytes.len() != alg.public_key_len() {
+            return Err(SignedRequestError::InvalidPublicKey {
+                alg,
+                reason: "wrong length",
+            });
+        }
+        if alg == SignatureAlgorithm::ES256 && bytes.first() != Some(&0x04) {
+            return Err(SignedRequestError::InvalidPublicKey {
+                alg,
+                reason: "not an uncompressed SEC1 point",
+            });
+        }
+        Ok(Self { alg, bytes })
+    }
+
+    /// The key id: the first 16 bytes of SHA-256(algorithm name || 0x0A || key), in hex.
+    /// Derived, so a key id can never point at a different key.
+    pub fn key_id(&self) -> String {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        context.update(self.alg.as_str().as_bytes());
+        context.update(b"\n");
+        context.update(&self.bytes);
+        let digest = context.finish();
+        let prefix = digest.as_ref().get(..16).unwrap_or_default();
+        prefix.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Verifies `sig` over the domain string and `body`.
+    pub fn verify(&self, body: &[u8], sig: &[u8]) -> bool {
+        let algorithm: &dyn signature::VerificationAlgorithm = match self.alg {
+            SignatureAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+            SignatureAlgorithm::Ed25519 => &signature::ED25519,
+        };
+        let mut message = Vec::with_capacity(REQUEST_SIGNING_DOMAIN.len() + body.len());
+        message.extend_from_slice(REQUEST_SIGNING_DOMAIN);
+        message.extend_from_slice(body);
+        signature::UnparsedPublicKey::new(algorithm, &self.bytes)
+            .verify(&message, sig)
+            .is_ok()
+    }
+}
+
+/// Decodes an envelope, bounded in size, refusing trailing bytes.
+pub fn decode_signed_request(bytes: &[u8]) -> Result<SignedRequest, SignedRequestError> {
+    if bytes.len() > MAX_SIGNED_REQUEST_LEN {
+        return Err(SignedRequestError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_SIGNED_REQUEST_LEN,
+        });
+    }
+    decode_exact(bytes)
+}
+
+/// Encodes an envelope.
+pub fn encode_signed_request(request: &SignedRequest) -> Vec<u8> {
+    encode(request)
+}
+
+/// Decodes the body of an envelope (after its signature was verified, or to find the principal
+/// whose key verifies it), checking version and nonce length.
+pub fn decode_request_body<Op: DeserializeOwned>(
+    request: &SignedRequest,
+) -> Result<RequestBody<Op>, SignedRequestError> {
+    let body: RequestBody<Op> = decode_exact(&request.body)?;
+    if body.v != REQUEST_BODY_VERSION {
+        return Err(SignedRequestError::UnsupportedVersion(body.v));
+    }
+    if body.nonce.len() != NONCE_LEN {
+        return Err(SignedRequestError::BadNonce(body.nonce.len()));
+    }
+    Ok(body)
+}
+
+fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedRequestError> {
+    let mut rest = bytes;
+    let value = ciborium::from_reader(&mut rest)
+        .map_err(|e| SignedRequestError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(SignedRequestError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(value)
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serializing our own plain structs into a Vec cannot fail.
+    let _ = ciborium::into_writer(value, &mut out);
+    out
+}
+
+/// Checks `issued_at` against the verifier's clock.
+pub fn check_freshness(issued_at: u64, now_ms: u64) -> Result<(), SignedRequestError> {
+    // Saturating: issued_at is untrusted and may be anything up to u64::MAX.
+    if issued_at.saturating_add(MAX_CLOCK_SKEW_MS) < now_ms {
+        return Err(SignedRequestError::Stale {
+            age_ms: now_ms - issued_at,
+        });
+    }
+    if issued_at > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Err(SignedRequestError::FromTheFuture {
+            ahead_ms: issued_at - now_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Remembers the nonces of accepted requests for as long as they could be replayed.
+///
+/// A request can be accepted until `issued_at + MAX_CLOCK_SKEW_MS`, so its nonce is kept
+/// until then (rounded up to the second); after that the freshness check refuses it anyway.
+/// When the cache is full it refuses new requests instead of forgetting live nonces.
+///
+/// Each entry is a 16-byte digest of the principal and nonce, filed under the second it
+/// expires: about 40 to 60 bytes an entry, so that a cache covering the freshness window at
+/// thousands of requests a second fits in the enclave's memory. Two requests whose digests
+/// collide (a chance of 2^-128 per pair) would make the second look replayed: refused, never
+/// accepted twice.
+#[derive(Debug)]
+pub struct ReplayCache {
+    capacity: usize,
+    seen: HashSet<NonceDigest>,
+    /// Digests by the second they expire, in increasing order (at most one bucket a second
+    /// of the window, whatever the clients send).
+    by_expiry: VecDeque<(u64, Vec<NonceDigest>)>,
+}
+
+type NonceDigest = [u8; 16];
+
+fn nonce_digest(principal: &str, nonce: &[u8; NONCE_LEN]) -> NonceDigest {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    // Length-prefixed, so that no two (principal, nonce) pairs hash the same input.
+    context.update(&(principal.len() as u64).to_be_bytes());
+    context.update(principal.as_bytes());
+    context.update(nonce);
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&context.finish().as_ref()[..16]);
+    digest
+}
+
+impl ReplayCache {
+    /// A cache holding at most `capacity` nonces.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            seen: HashSet::new(),
+            by_expiry: VecDeque::new(),
+        }
+    }
+
+    /// Nonces currently held.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True when no nonce is held.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Checks freshness, then records the nonce of `principal`; refuses a nonce seen before.
+    pub fn check_and_insert(
+        &mut self,
+        principal: &str,
+        nonce: &[u8],
+        issued_at: u64,
+        now_ms: u64,
+    ) -> Result<(), SignedRequestError> {
+        check_freshness(issued_at, now_ms)?;
+        let nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|_| SignedRequestError::BadNonce(nonce.len()))?;
+        self.expire(now_ms);
+        let digest = nonce_digest(principal, &nonce);
+        if self.seen.contains(&digest) {
+            return Err(SignedRequestError::Replayed);
+        }
+        if self.seen.len() >= self.capacity {
+            return Err(SignedRequestError::ReplayCacheFull {
+                capacity: self.capacity,
+            });
+        }
+        let expires_second = issued_at.saturating_add(MAX_CLOCK_SKEW_MS).div_ceil(1000);
+        // Nearly always the last bucket or a new one after it: clients' clocks agree to
+        // within seconds.
+        let at = self
+            .by_expiry
+            .iter()
+            .rposition(|(second, _)| *second <= expires_second);
+        match at {
+            Some(at)
+                if self
+                    .by_expiry
+                    .get(at)
+                    .is_some_and(|(s, _)| *s == expires_second) =>
+            {
+                if let Some((_, digests)) = self.by_expiry.get_mut(at) {
+                    digests.push(digest);
+                }
+            }
+            Some(at) => self
+                .by_expiry
+                .insert(at + 1, (expires_second, vec![digest])),
+            None => self.by_expiry.push_front((expires_second, vec![digest])),
+        }
+        self.seen.insert(digest);
+        Ok(())
+    }
+
+    /// Forgets nonces whose requests can no longer pass the freshness check.
+    pub fn expire(&mut self, now_ms: u64) {
+        while let Some((second, _)) = self.by_expiry.front() {
+            if second.saturating_mul(1000) >= now_ms {
+                break;
+            }
+            if let Some((_, digests)) = self.by_expiry.pop_front() {
+                for digest in digests {
+                    self.seen.remove(&digest);
+                }
+            }
+        }
+    }
+}
+
+/// A private key that signs requests (clients and tests; the enclave never holds one).
+pub struct RequestSigner {
+    key: SignerKey,
+    public: PublicKey,
+    key_id: String,
+}
+
+enum SignerKey {
+    Es256(signature::EcdsaKeyPair),
+    Ed25519(signature::Ed25519KeyPair),
+}
+
+impl std::fmt::Debug for RequestSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("RequestSigner")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestSigner {
+    /// Generates a new key; returns the signer and its PKCS#8 (DER) encoding to store.
+    pub fn generate(alg: SignatureAlgorithm) -> Result<(Self, Vec<u8>), SignedRequestError> {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = match alg {
+            SignatureAlgorithm::ES256 => signature::EcdsaKeyPair::generate_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &rng,
+            ),
+            SignatureAlgorithm::Ed25519 => signature::Ed25519KeyPair::generate_pkcs8(&rng),
+        }
+        .map_err(|_| SignedRequestError::SigningFailed)?;
+        let der = pkcs8.as_ref().to_vec();
+        Ok((Self::from_pkcs8(alg, &der)?, der))
+    }
+
+    /// Loads a PKCS#8 (DER) private key.
+    pub fn from_pkcs8(alg: SignatureAlgorithm, der: &[u8]) -> Result<Self, SignedRequestError> {
+        let invalid = || SignedRequestError::InvalidPrivateKey { alg };
+        let key = match alg {
+            SignatureAlgorithm::ES256 => SignerKey::Es256(
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der,
+                    &ring::rand::SystemRandom::new(),
+                )
+                .map_err(|_| invalid())?,
+            ),
+            SignatureAlgorithm::Ed25519 => SignerKey::Ed25519(
+                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                    .map_err(|_| invalid())?,
+            ),
+        };
+        let public_bytes = match &key {
+            SignerKey::Es256(k) => k.public_key().as_ref().to_vec(),
+            SignerKey::Ed25519(k) => k.public_key().as_ref().to_vec(),
+        };
+        let public = PublicKey::new(alg, public_bytes)?;
+        Ok(Self {
+            key_id: public.key_id(),
+            public,
+            key,
+        })
+    }
+
+    /// Names the key as the principal's directory entry does (`keyId`); by default the
+    /// derived [`PublicKey::key_id`].
+    pub fn with_key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.key_id = key_id.into();
+        self
+    }
+
+    /// The key id the envelopes carry.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Signs `operation` for `principal`, with a fresh nonce, dated `issued_at`.
+    pub fn sign<Op: Serialize>(
+        &self,
+        principal: &str,
+        operation: &Op,
+        issued_at: u64,
+    ) -> Result<SignedRequest, SignedRequestError> {
+        let mut nonce = vec![0u8; NONCE_LEN];
+        ring::rand::SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| SignedRequestError::SigningFailed)?;
+        let body = RequestBody {
+            v: REQUEST_BODY_VERSION,
+            principal: principal.to_owned(),
+            nonce,
+            issued_at,
+            operation,
+        };
+        self.sign_body_bytes(encode(&body))
+    }
+
+    /// Signs `operation` with a nonce the caller chose (tests; callers that must know the
+    /// nonce first). A nonce must never be reused within the freshness window.
+    pub fn sign_with_nonce<Op: Serialize>(
+        &self,
+        principal: &str,
+        operation: &Op,
+        issued_at: u64,
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<SignedRequest, SignedRequestError> {
+        let body = RequestBody {
+            v: REQUEST_BODY_VERSION,
+            principal: principal.to_owned(),
+            nonce: nonce.to_vec(),
+            issued_at,
+            operation,
+        };
+        self.sign_body_bytes(encode(&body))
+    }
+
+    /// Signs already-encoded body bytes (for tests that need unusual bodies).
+    pub fn sign_body_bytes(&self, body: Vec<u8>) -> Result<SignedRequest, SignedRequestError> {
+        let mut message = Vec::with_capacity(REQUEST_SIGNING_DOMAIN.len() + body.len());
+        message.extend_from_slice(REQUEST_SIGNING_DOMAIN);
+        message.extend_from_slice(&body);
+        let sig = match &self.key {
+            SignerKey::Es256(k) => k
+                .sign(&ring::rand::SystemRandom::new(), &message)
+                .map_err(|_| SignedRequestError::SigningFailed)?
+                .as_ref()
+                .to_vec(),
+            SignerKey::Ed25519(k) => k.sign(&message).as_ref().to_vec(),
+        };
+        Ok(SignedRequest {
+            body,
+            key_id: self.key_id.clone(),
+            alg: self.public.alg,
+            sig,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Op {
+        Read { scope: String },
+    }
+
+    fn op() -> Op {
+        Op::Read {
+            scope: "/communities/c1".into(),
+        }
+    }
+
+    #[test]
+    fn both_algorithms_sign_and_verify_and_refuse_a_flipped_byte() {
+        for alg in [SignatureAlgorithm::ES256, SignatureAlgorithm::Ed25519] {
+            let (signer, pkcs8) = RequestSigner::generate(alg).unwrap();
+            let reloaded = RequestSigner::from_pkcs8(alg, &pkcs8).unwrap();
+            assert_eq!(reloaded.public_key(), signer.public_key());
+            let request = signer.sign("alice", &op(), NOW).unwrap();
+            let wire = encode_signed_request(&request);
+            let decoded = decode_signed_request(&wire).unwrap();
+            assert_eq!(decoded, request);
+            assert_eq!(decoded.key_id, signer.public_key().key_id());
+            assert!(signer.public_key().verify(&decoded.body, &decoded.sig));
+            let body: RequestBody<Op> = decode_request_body(&decoded).unwrap();
+            assert_eq!(
+                (body.principal.as_str(), body.issued_at, body.operation),
+                ("alice", NOW, op())
+            );
+
+            for i in 0..decoded.body.len() {
+                let mut tampered = decoded.body.clone();
+                tampered[i] ^= 0x01;
+                assert!(
+                    !signer.public_key().verify(&tampered, &decoded.sig),
+                    "{alg} body byte {i}"
+                );
+            }
+            for i in 0..decoded.sig.len() {
+                let mut tampered = decoded.sig.clone();
+                tampered[i] ^= 0x80;
+                assert!(
+                    !signer.public_key().verify(&decoded.body, &tampered),
+                    "{alg} sig byte {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_signature_by_another_key_does_not_verify() {
+        let (alice, _) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        let (mallory, _) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        let request = mallory.sign("alice", &op(), NOW).unwrap();
+        assert!(!alice.public_key().verify(&request.body, &request.sig));
+    }
+
+    #[test]
+    fn the_domain_string_is_part_of_the_signed_message() {
+        let (signer, pkcs8) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        let pair = signature::Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
+        let body = b"body".to_vec();
+        let bare = pair.sign(&body);
+        assert!(!signer.public_key().verify(&body, bare.as_ref()));
+        let request = signer.sign_body_bytes(body.clone()).unwrap();
+        assert!(signer.public_key().verify(&body, &request.sig));
+    }
+
+    #[test]
+    fn key_ids_are_derived_and_distinct() {
+        let (a, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        let (b, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        assert_eq!(a.public_key().key_id().len(), 32);
+        assert_ne!(a.public_key().key_id(), b.public_key().key_id());
+    }
+
+    #[test]
+    fn malformed_envelopes_and_bodies_are_refused() {
+        assert!(matches!(
+            decode_signed_request(&[0xff]),
+            Err(SignedRequestError::Malformed(_))
+        ));
+        let (signer, _) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        let mut wire = encode_signed_request(&signer.sign("a", &op(), NOW).unwrap());
+        wire.push(0);
+        assert!(matches!(
+            decode_signed_request(&wire),
+            Err(SignedRequestError::Malformed(_))
+        ));
+        let big = vec![0u8; MAX_SIGNED_REQUEST_LEN + 1];
+        assert!(matches!(
+            decode_signed_request(&big),
+            Err(SignedRequestError::TooLarge { .. })
+        ));
+
+        let short_nonce = RequestBody {
+            v: 1,
+            principal: "a".into(),
+            nonce: vec![1; 8],
+            issued_at: NOW,
+            operation: op(),
+        };
+        let request = signer.sign_body_bytes(encode(&short_nonce)).unwrap();
+        assert_eq!(
+            decode_request_body::<Op>(&request),
+            Err(SignedRequestError::BadNonce(8))
+        );
+        let v2 = RequestBody {
+            v: 2,
+            principal: "a".into(),
+            nonce: vec![1; 16],
+            issued_at: NOW,
+            operation: op(),
+        };
+        let request = signer.sign_body_bytes(encode(&v2)).unwrap();
+        assert_eq!(
+            decode_request_body::<Op>(&request),
+            Err(SignedRequestError::UnsupportedVersion(2))
+        );
+        assert!(matches!(
+            "RS256".parse::<SignatureAlgorithm>(),
+            Err(SignedRequestError::UnknownAlgorithm(_))
+        ));
+    }
+
+    #[test]
+    fn freshness_window_is_five_minutes_each_way() {
+        assert!(check_freshness(NOW, NOW).is_ok());
+        assert!(check_freshness(NOW - MAX_CLOCK_SKEW_MS, NOW).is_ok());
+        assert!(check_freshness(NOW + MAX_CLOCK_SKEW_MS, NOW).is_ok());
+        assert_eq!(
+            check_freshness(NOW - MAX_CLOCK_SKEW_MS - 1, NOW),
+            Err(SignedRequestError::Stale {
+                age_ms: MAX_CLOCK_SKEW_MS + 1
+            })
+        );
+        assert_eq!(
+            check_freshness(NOW + MAX_CLOCK_SKEW_MS + 1, NOW),
+            Err(SignedRequestError::FromTheFuture {
+                ahead_ms: MAX_CLOCK_SKEW_MS + 1
+            })
+        );
+    }
+
+    #[test]
+    fn replay_cache_refuses_repeats_forgets_expired_and_refuses_when_full() {
+        let mut cache = ReplayCache::new(2);
+        cache.check_and_insert("a", &[1; 16], NOW, NOW).unwrap();
+        assert_eq!(
+            cache.check_and_insert("a", &[1; 16], NOW, NOW + 1),
+            Err(SignedRequestError::Replayed)
+        );
+        // The same nonce from another principal is another request.
+        cache.check_and_insert("b", &[1; 16], NOW, NOW).unwrap();
+        assert_eq!(
+            cache.check_and_insert("c", &[2; 16], NOW, NOW),
+            Err(SignedRequestError::ReplayCacheFull { capacity: 2 })
+        );
+        // Once the window has passed, the entries go and the replay is refused as stale.
+        let later = NOW + MAX_CLOCK_SKEW_MS + 1;
+        assert!(matches!(
+            cache.check_and_insert("a", &[1; 16], NOW, later),
+            Err(SignedRequestError::Stale { .. })
+        ));
+        cache.check_and_insert("c", &[2; 16], later, later).unwrap();
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn nonces_issued_out_of_order_expire_in_order() {
+        let mut cache = ReplayCache::new(10);
+        // Clients' clocks disagree: issued 3 s ahead, now, 1 s ahead, 2 s behind.
+        for (nonce, issued_at) in [
+            (1u8, NOW + 3000),
+            (2, NOW),
+            (3, NOW + 1000),
+            (4, NOW - 2000),
+        ] {
+            cache
+                .check_and_insert("a", &[nonce; 16], issued_at, NOW)
+                .unwrap();
+        }
+        let expiry = |issued_at: u64| issued_at + MAX_CLOCK_SKEW_MS;
+        // Each is held until its own expiry, and forgotten after it.
+        for (gone, issued_at) in [(1, NOW - 2000), (2, NOW), (3, NOW + 1000), (4, NOW + 3000)] {
+            cache.expire(expiry(issued_at));
+            assert_eq!(cache.len(), 4 - gone + 1, "at the expiry of {issued_at}");
+            cache.expire(expiry(issued_at) + 1);
+            assert_eq!(cache.len(), 4 - gone, "after the expiry of {issued_at}");
+        }
+    }
+
+    #[test]
+    fn a_nonce_dated_in_the_future_is_kept_until_it_expires() {
+        let mut cache = ReplayCache::new(10);
+        let ahead = NOW + MAX_CLOCK_SKEW_MS;
+        cache.check_and_insert("a", &[3; 16], ahead, NOW).unwrap();
+        // Still inside its own window much later: must still be refused.
+        let later = NOW + 2 * MAX_CLOCK_SKEW_MS;
+        assert_eq!(
+            cache.check_and_insert("a", &[3; 16], ahead, later),
+            Err(SignedRequestError::Replayed)
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        assert!(matches!(
+            check_freshness(u64::MAX, NOW),
+            Err(SignedRequestError::FromTheFuture { .. })
+        ));
+        assert!(matches!(
+            check_freshness(0, NOW),
+            Err(SignedRequestError::Stale { .. })
+        ));
+        assert!(check_freshness(u64::MAX, u64::MAX).is_ok());
+    }
+
+    #[test]
+    fn public_keys_are_validated() {
+        assert!(PublicKey::new(SignatureAlgorithm::Ed25519, vec![0; 31]).is_err());
+        assert!(PublicKey::new(SignatureAlgorithm::ES256, vec![0x02; 65]).is_err());
+        assert!(PublicKey::new(SignatureAlgorithm::ES256, [&[4u8][..], &[1; 64]].concat()).is_ok());
+    }
+}
