@@ -247,7 +247,7 @@ fn batches_never_exceed_max_batch_and_nothing_is_lost() {
     // One record per request here: a batch of at most 2 requests is at most 2 records.
     assert!(sizes.iter().all(|&n| n <= 2), "{sizes:?}");
     assert!(
-        sizes.iter().any(|&n| n == 2),
+        sizes.contains(&2),
         "8 clients never filled a batch: {sizes:?}"
     );
     check_after_faults(&h.deployment, "admin", &acknowledged);
