@@ -58,13 +58,14 @@ where
     let mut refusing = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        // Reap finished connections so the set does not grow without bound.
-        while connections.try_join_next().is_some() {}
-        while refusing.try_join_next().is_some() {}
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
+        // Reap after accepting, not before waiting: connections that closed while we
+        // waited must not count against the one just accepted.
+        while connections.try_join_next().is_some() {}
+        while refusing.try_join_next().is_some() {}
         match accepted {
             Ok((stream, peer)) if connections.len() >= config.max_connections => {
                 // Say why before closing, so that the parent's logs name the limit; the

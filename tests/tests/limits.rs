@@ -38,7 +38,7 @@ fn policy() -> Value {
 async fn a_client_connection_over_the_proxy_limit_gets_503_and_the_others_go_on() {
     let d = tokio::task::spawn_blocking(|| {
         Deployment::start_with_proxy(
-            &["admin"],
+            &["admin", "alice"],
             policy(),
             json!({}),
             &[],
@@ -88,12 +88,20 @@ async fn health_on(socket: &std::path::Path) -> Option<EnclaveResponse> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_over_the_enclave_limit_is_told_why_and_the_proxy_keeps_serving() {
     let d = tokio::task::spawn_blocking(|| {
-        Deployment::start_with(&["admin"], policy(), json!({}), &["--max-connections", "6"])
+        // One pooled connection, opened by the genesis submission before the test fills
+        // the enclave: an operator sizes --max-connections above the proxy's pool.
+        Deployment::start_with_proxy(
+            &["admin", "alice"],
+            policy(),
+            json!({}),
+            &["--max-connections", "6"],
+            &["--pool-size", "1"],
+        )
     })
     .await
     .unwrap();
     let socket = d.stack.enclave_socket();
-    // The proxy's pool holds up to 4; whatever else connects takes the rest, then is refused.
+    // The proxy holds one; whatever else connects takes the rest, then is refused.
     let mut held = Vec::new();
     let refusal = loop {
         assert!(held.len() < 6, "never refused");
@@ -136,7 +144,7 @@ async fn a_connection_over_the_enclave_limit_is_told_why_and_the_proxy_keeps_ser
 #[test]
 fn a_full_replay_cache_refuses_new_requests_and_forgets_nothing() {
     let mut d = Deployment::start_with(
-        &["admin"],
+        &["admin", "alice"],
         policy(),
         json!({}),
         &["--replay-cache-capacity", "3"],
@@ -213,7 +221,7 @@ fn pending_approvals_per_requester_are_bounded() {
         third.stderr
     );
     // Others may still submit, and alice may once one of hers is closed.
-    d.govctl("alice", &["approvals", "withdraw", &ids[0]])
+    d.govctl("alice", &["approvals", "delete", &ids[0]])
         .expect(0);
     let again = create("e3").expect(0);
     assert_eq!(again.json["outcome"], "pending");
@@ -221,7 +229,7 @@ fn pending_approvals_per_requester_are_bounded() {
 
 #[test]
 fn batches_never_exceed_max_batch_and_nothing_is_lost() {
-    let h = HostileDeployment::start(&["admin"], policy(), &["--max-batch", "2"], &[]);
+    let h = HostileDeployment::start(&["admin", "alice"], policy(), &["--max-batch", "2"], &[]);
     h.store.forget();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -256,7 +264,7 @@ fn batches_never_exceed_max_batch_and_nothing_is_lost() {
 #[test]
 fn one_request_in_flight_per_enclave_connection_is_backpressure_not_failure() {
     let d = Deployment::start_with(
-        &["admin"],
+        &["admin", "alice"],
         policy(),
         json!({}),
         &["--max-in-flight-per-connection", "1"],
