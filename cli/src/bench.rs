@@ -350,7 +350,9 @@ async fn prepare(api: &ApiClient, admin: &Signer, args: &Args) -> anyhow::Result
             enclave_cidr: enclave_cidr.clone(),
             endpoint: endpoint.clone(),
             community: community.clone(),
-            prefix: format!("c{i}"),
+            // Connections live in the community, which outlasts this run: the run in the
+            // name keeps a second bench against the same service from colliding.
+            prefix: format!("{run}-c{i}"),
         });
     }
     Ok(clients)
