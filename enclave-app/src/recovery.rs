@@ -5,6 +5,8 @@
 //! record must be in the tree the checkpoints sign, and the first record that does not fit
 //! stops the start with its index. Nothing is written until the whole log has verified.
 
+use std::time::{Duration, Instant};
+
 use ea_audit::record::Record;
 use ea_audit::verify::{AttestationChecker, SkipRequestChecks, VerifyOptions};
 use ea_audit::{LogError, LogSummary, LogVerifier, MerkleTree};
@@ -93,10 +95,14 @@ pub async fn recover_log<A: AttestationChecker>(
         }
     }
     let mut next = 0;
+    let (mut reading, mut verifying, mut replaying) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     while next < size {
+        let started = Instant::now();
         let records = store
             .read_records(next, MAX_RECORDS_PER_READ, READ_BYTES)
             .await?;
+        reading += started.elapsed();
         if records.is_empty() {
             return Err(RecoveryError::Short {
                 announced: size,
@@ -104,14 +110,24 @@ pub async fn recover_log<A: AttestationChecker>(
             });
         }
         for bytes in records {
+            let started = Instant::now();
             let record = verifier.add_record(&bytes)?;
+            let verified = Instant::now();
+            verifying += verified - started;
             replay(next, &record).map_err(|reason| RecoveryError::Replay {
                 index: next,
                 reason,
             })?;
+            replaying += verified.elapsed();
             next += 1;
         }
     }
+    tracing::info!(
+        reading_ms = reading.as_millis() as u64,
+        verifying_ms = verifying.as_millis() as u64,
+        replaying_ms = replaying.as_millis() as u64,
+        "log read back"
+    );
     let (summary, tree) = verifier.finish_with_tree()?;
     Ok(Some(RecoveredLog { summary, tree }))
 }
