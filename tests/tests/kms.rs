@@ -85,6 +85,11 @@ fn start_proxy(dir: &Path, kms_endpoint: &str, run: u32) -> Process {
         ]
         .map(str::to_owned),
     );
+    // A proxy that was killed leaves its socket files behind: waiting for the paths below
+    // would then pass before the new proxy has bound them.
+    for socket in ["kms-relay.sock", "store.sock"] {
+        let _ = std::fs::remove_file(dir.join(socket));
+    }
     let mut proxy = Process::spawn(
         &binaries().path("parent-proxy"),
         &args,
