@@ -271,17 +271,20 @@ pub struct Service {
 fn transient(error: &anyhow::Error) -> bool {
     use crate::store_client::StoreError;
     error.chain().any(|cause| {
+        // A store conflict: the log grew after it was read (a killed run's last append,
+        // still in the parent's socket, landed late). Read it again; those records verify
+        // like the rest.
         matches!(
             cause.downcast_ref::<StoreError>(),
-            Some(StoreError::Unreachable { .. } | StoreError::Call(_) | StoreError::Timeout(_))
-        ) || matches!(
-            // The log grew after it was read: a killed run's last append, still in the
-            // parent's socket, landed late. Read it again; those records verify like the rest.
-            cause.downcast_ref::<StoreError>(),
-            Some(StoreError::Refused {
-                code: ea_protocol::ErrorCode::StoreConflict,
-                ..
-            })
+            Some(
+                StoreError::Unreachable { .. }
+                    | StoreError::Call(_)
+                    | StoreError::Timeout(_)
+                    | StoreError::Refused {
+                        code: ea_protocol::ErrorCode::StoreConflict,
+                        ..
+                    }
+            )
         ) || matches!(
             cause.downcast_ref::<ea_kms::KmsError>(),
             Some(ea_kms::KmsError::Unreachable { .. })
