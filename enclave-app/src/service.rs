@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use ciborium::Value;
 use ea_attestation::{Nsm, TrustRoot, VerifyOptions};
-use ea_audit::record::{Record, RecordKind};
+use ea_audit::record::{record_hash_from, Record, RecordFields, RecordKind, MAX_RECORD_LEN};
 use ea_audit::{log_origin, Hash, LogError, LogErrorKind, MerkleTree};
 use ea_ledger::{
     request_error_status, DocumentChecker, ErrorReply, Genesis, Ledger, RecordProof, Rejected,
@@ -31,7 +31,7 @@ use serde_bytes::ByteBuf;
 use crate::app::{AppReply, LedgerApp, SharedDirectory};
 use crate::audit_log::AuditLog;
 use crate::log_key::LogKey;
-use crate::recovery::recover_log;
+use crate::recovery::{recover_log, ReplayOptions};
 use crate::sequencer::{Clock, Committed, Recover, Sequencer, SequencerConfig, SequencerError};
 use crate::store_client::StoreClient;
 
@@ -183,40 +183,33 @@ impl Rebuilder {
     /// Reads the whole log, verifies it (chain, checkpoints, attestation documents against
     /// the trust root and this enclave's own PCRs) and replays it into a ledger.
     async fn ledger(&self) -> anyhow::Result<(Ledger, crate::recovery::RecoveredLog)> {
-        let now = (self.clock)();
-        let capacity = self.replay_capacity;
-        let mut ledger: Option<Ledger> = None;
+        let options = ReplayOptions {
+            replay_capacity: self.replay_capacity,
+            now_ms: (self.clock)(),
+        };
         let checker = DocumentChecker::new(self.options.clone());
-        let recovered = recover_log(&self.store, checker, |_, record| match &mut ledger {
-            None => {
-                ledger =
-                    Some(Ledger::from_genesis_record(record, capacity).map_err(|e| e.to_string())?);
-                Ok(())
-            }
-            Some(ledger) => ledger.replay(record, now).map_err(|e| e.to_string()),
-        })
-        .await
-        .map_err(|error| {
-            // A log written under another mock CA or other measurements fails on its
-            // attestation documents: say how that happens off hardware.
-            let invalid = matches!(
-                &error,
-                crate::recovery::RecoveryError::Invalid(LogError {
-                    kind: LogErrorKind::Attestation { .. },
-                    ..
-                })
-            );
-            let error = anyhow::Error::new(error);
-            match (self.mode, invalid) {
-                (NsmMode::Mock, true) => error.context(
-                    "mock NSM: a log verifies only under the mock CA that wrote it (kept with \
-                     --mock-ca-dir) and the same measurements",
-                ),
-                _ => error,
-            }
-        })?
-        .context("the store announced a log but returned none")?;
-        let ledger = ledger.context("the log has no genesis record")?;
+        let (ledger, recovered) = recover_log(&self.store, checker, options)
+            .await
+            .map_err(|error| {
+                // A log written under another mock CA or other measurements fails on its
+                // attestation documents: say how that happens off hardware.
+                let invalid = matches!(
+                    &error,
+                    crate::recovery::RecoveryError::Invalid(LogError {
+                        kind: LogErrorKind::Attestation { .. },
+                        ..
+                    })
+                );
+                let error = anyhow::Error::new(error);
+                match (self.mode, invalid) {
+                    (NsmMode::Mock, true) => error.context(
+                        "mock NSM: a log verifies only under the mock CA that wrote it (kept \
+                         with --mock-ca-dir) and the same measurements",
+                    ),
+                    _ => error,
+                }
+            })?
+            .context("the store announced a log but returned none")?;
         Ok((ledger, recovered))
     }
 
@@ -419,19 +412,49 @@ impl Service {
 
     /// Recovers an existing log and appends this start's `enclave_start` record.
     async fn resume(&self) -> anyhow::Result<Arc<Serving>> {
-        let (ledger, recovered) = self.rebuilder.ledger().await?;
+        // The log key is released (a KMS round trip) while the log is read and verified. It
+        // needs only the genesis hash: taken here from record 0 as the parent serves it, and
+        // held to the verified log's below. A wrong one cannot unseal the key anyway, since
+        // the sealed key's associated data binds the genesis hash.
+        let claimed_genesis = self.claimed_genesis_hash().await?;
+        let (recovered, key) = tokio::join!(
+            self.rebuilder.ledger(),
+            self.config
+                .keys
+                .obtain(&self.config.store, &claimed_genesis, KeyUse::ExistingLog)
+        );
+        let (ledger, recovered) = recovered?;
         let genesis_hash = recovered.summary.genesis_hash;
+        anyhow::ensure!(
+            genesis_hash == claimed_genesis,
+            "the parent served two different genesis records: {} first, {} in the log that \
+             verified",
+            claimed_genesis.to_hex(),
+            genesis_hash.to_hex()
+        );
+        let key = key?;
         let origin = recovered.summary.origin.clone();
-        let key = self
-            .config
-            .keys
-            .obtain(&self.config.store, &genesis_hash, KeyUse::ExistingLog)
-            .await?;
         let mut log = AuditLog::new(recovered.tree, key.signer(&origin)?, origin, genesis_hash);
         let start_index = log.append(self.start_record(&key, &genesis_hash)?)?;
         self.commit(&mut log).await?;
         let app = self.rebuilder.application(ledger, &log);
         Ok(self.serve(app, log, key, genesis_hash, start_index))
+    }
+
+    /// The record hash of record 0 as the store serves it, not yet verified.
+    async fn claimed_genesis_hash(&self) -> anyhow::Result<Hash> {
+        let records = self
+            .config
+            .store
+            .read_records(0, 1, MAX_RECORD_LEN as u32)
+            .await?;
+        let first = records
+            .first()
+            .context("the store announced a log but did not return its first record")?;
+        let fields = RecordFields::parse(first).map_err(|error| {
+            anyhow::anyhow!("the parent's log does not verify: record 0 is not a record: {error}")
+        })?;
+        Ok(record_hash_from(first, fields.attestation))
     }
 
     /// The `enclave_start` record: an attestation document binding the log key

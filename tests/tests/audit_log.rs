@@ -369,6 +369,21 @@ async fn every_tampering_is_caught_by_the_auditor_and_by_the_enclave_at_the_righ
             why: "the log has only 5",
         },
         Case {
+            // The parent stores a batch and its checkpoint in one transaction: a record
+            // after the last checkpoint is one the enclave never wrote. Replayed, it would
+            // change the state and be signed into the next checkpoint.
+            name: "a record the parent appended after the last checkpoint",
+            log: tampered(&log, |l| {
+                let end = l.records.len() as u64;
+                let mut record = ea_audit::Record::from_bytes(&l.records[5]).unwrap();
+                record.seq = end;
+                l.records.push(record.to_bytes().unwrap());
+            }),
+            measurements: pcrs.clone(),
+            index: log.records.len() as u64,
+            why: "not covered by any checkpoint",
+        },
+        Case {
             name: "the checkpoint for 6 signed by another key",
             log: tampered(&log, |l| {
                 let entry = l

@@ -479,3 +479,119 @@ fn the_first_bad_signature_among_many_batches() {
     let clean = LogBuilder::batched(1, 150, 2, 0);
     assert_eq!(verify(&clean).unwrap().checkpoints, 151);
 }
+
+/// The recovery mode: records added with `add_authenticated_record`, every checkpoint first.
+fn verify_authenticated(
+    records: &[Vec<u8>],
+    checkpoints: &[String],
+    options: VerifyOptions,
+) -> Result<LogSummary, LogError> {
+    let mut v = LogVerifier::new(FakeAttestation, SkipRequestChecks, options);
+    for c in checkpoints {
+        v.add_checkpoint(c)?;
+    }
+    for r in records {
+        v.add_authenticated_record(r)?;
+    }
+    v.finish()
+}
+
+#[test]
+fn the_authenticated_mode_accepts_what_the_full_mode_accepts() {
+    let mut log = sample();
+    log.restart(2);
+    log.push_many(3, 0);
+    log.checkpoint();
+    let full = verify(&log).unwrap();
+    let fast =
+        verify_authenticated(&log.records, &log.checkpoints, VerifyOptions::default()).unwrap();
+    assert_eq!(fast, full);
+}
+
+#[test]
+fn the_authenticated_mode_refuses_every_tampering_the_tree_shows() {
+    let log = sample();
+    let options = VerifyOptions::default();
+    let run = |records: &[Vec<u8>], checkpoints: &[String]| {
+        verify_authenticated(records, checkpoints, options).expect_err("the log verified")
+    };
+
+    // A changed byte anywhere: the root of its batch's checkpoint.
+    let mut records = log.records.clone();
+    let at = records[13].windows(5).position(|w| w == b"alice").unwrap();
+    records[13][at] = b'A';
+    let error = run(&records, &log.checkpoints);
+    assert!(
+        matches!(error.kind, LogErrorKind::RootMismatch { size: 14, .. }),
+        "{error}"
+    );
+
+    // A deleted record and two swapped ones: the sequence.
+    let mut records = log.records.clone();
+    records.remove(4);
+    assert_eq!(run(&records, &log.checkpoints).index, Some(4));
+    let mut records = log.records.clone();
+    records.swap(3, 6);
+    assert_eq!(run(&records, &log.checkpoints).index, Some(3));
+
+    // A cut tail under the checkpoint for the longer log.
+    let error = run(&log.records[..20], &log.checkpoints);
+    assert!(
+        matches!(error.kind, LogErrorKind::Truncated { .. }),
+        "{error}"
+    );
+
+    // A checkpoint signed by a key no enclave_start attested.
+    let mut checkpoints = log.checkpoints.clone();
+    checkpoints[4] = corrupt_signature(&checkpoints[4]);
+    let error = run(&log.records, &checkpoints);
+    assert!(
+        matches!(error.kind, LogErrorKind::CheckpointSignature { .. }),
+        "{error}"
+    );
+
+    // The enclave_start document is still checked: it makes the log key.
+    let error = {
+        let mut v = LogVerifier::new(OtherPcrs, SkipRequestChecks, options);
+        log.checkpoints
+            .iter()
+            .try_for_each(|c| v.add_checkpoint(c))
+            .and_then(|()| {
+                log.records
+                    .iter()
+                    .try_for_each(|r| v.add_authenticated_record(r))
+            })
+            .and_then(|()| v.finish().map(drop))
+            .expect_err("the log verified")
+    };
+    assert_eq!(error.index, Some(1));
+    assert!(
+        matches!(error.kind, LogErrorKind::Attestation { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_authenticated_mode_refuses_records_no_checkpoint_covers_whatever_the_options() {
+    let mut log = sample();
+    log.push_many(2, 0);
+    let error = verify_authenticated(
+        &log.records,
+        &log.checkpoints,
+        VerifyOptions {
+            allow_unsigned_tail: true,
+        },
+    )
+    .expect_err("an unsigned tail was accepted");
+    assert_eq!(error.index, Some(22));
+    assert!(
+        matches!(
+            error.kind,
+            LogErrorKind::UnsignedRecords {
+                from: 22,
+                records: 24
+            }
+        ),
+        "{error}"
+    );
+}

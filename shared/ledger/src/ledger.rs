@@ -3,7 +3,7 @@
 //! of its audit records. Pure: time is an argument; no I/O.
 
 use ciborium::Value;
-use ea_audit::record::{Record, RecordKind};
+use ea_audit::record::{Record, RecordFields, RecordKind};
 use ea_policy::{
     ApprovalId, Command, Event, Operation as PolicyOperation, OperationKind, Outcome, PolicyState,
     PrincipalId, Refusal, Submission, Timestamp,
@@ -15,7 +15,8 @@ use crate::directory::{key_status, Authenticated, KeyStatus};
 use crate::genesis::{Genesis, GenesisError, LedgerSettings};
 use crate::operation::Operation;
 use crate::records::{
-    events_of, events_value, map, text, value_of, Draft, EventsError, PLATFORM_ACTOR,
+    events_of, events_of_fields, events_value, map, text, value_of, Draft, EventsError,
+    PLATFORM_ACTOR,
 };
 
 /// What one request produced.
@@ -135,13 +136,33 @@ impl Ledger {
     /// request when it could still be replayed at `now_ms`.
     pub fn replay(&mut self, record: &Record, now_ms: u64) -> Result<(), ReplayError> {
         self.apply_record(record)?;
-        if let Some(bytes) = &record.request {
+        self.remember_request(record.time, record.request.as_deref(), now_ms);
+        Ok(())
+    }
+
+    /// [`Ledger::replay`] for a record located by [`RecordFields::parse`] rather than
+    /// decoded: how the enclave replays a long log quickly.
+    pub fn replay_fields(
+        &mut self,
+        fields: &RecordFields<'_>,
+        now_ms: u64,
+    ) -> Result<(), ReplayError> {
+        for event in events_of_fields(fields)? {
+            self.apply(&event)?;
+        }
+        self.remember_request(fields.time, fields.request, now_ms);
+        Ok(())
+    }
+
+    /// Remembers the nonce of a request written at `time`, when it could still be replayed
+    /// at `now_ms`.
+    fn remember_request(&mut self, time: u64, request: Option<&[u8]>, now_ms: u64) {
+        if let Some(bytes) = request {
             // Only recent records matter; anything older fails the freshness check anyway.
-            if record.time.saturating_add(2 * MAX_CLOCK_SKEW_MS) >= now_ms {
+            if time.saturating_add(2 * MAX_CLOCK_SKEW_MS) >= now_ms {
                 self.remember(bytes, now_ms);
             }
         }
-        Ok(())
     }
 
     /// Applies one record's events, nothing else: how an auditor follows the state (and the
@@ -157,7 +178,8 @@ impl Ledger {
         let Ok(request) = signed::decode_signed_request(bytes) else {
             return;
         };
-        let Ok(body) = signed::decode_request_body::<ciborium::Value>(&request) else {
+        // The operation is not needed: skipping it saves building its value tree.
+        let Ok(body) = signed::decode_request_body::<serde::de::IgnoredAny>(&request) else {
             return;
         };
         // Stale nonces are refused by freshness; a full cache only costs protection the

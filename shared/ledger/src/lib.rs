@@ -79,5 +79,7 @@ pub use genesis::{
 };
 pub use ledger::{Execution, Ledger, Rejected, ReplayError};
 pub use operation::{Operation, Query};
-pub use records::{carries_events, events_of, Draft, EventsError, PLATFORM_ACTOR};
+pub use records::{
+    carries_events, events_of, events_of_fields, Draft, EventsError, PLATFORM_ACTOR,
+};
 pub use reply::{base64_bytes, request_error_status, ErrorDetail, ErrorReply, RecordProof, Reply};

@@ -5,7 +5,7 @@
 //! `decision` says what was decided and why, for auditors; replay never reads it.
 
 use ciborium::Value;
-use ea_audit::record::{Record, RecordKind};
+use ea_audit::record::{Record, RecordFields, RecordKind};
 use ea_policy::Event;
 
 /// The actor of records nobody asked for: genesis, enclave starts, automatic transitions
@@ -73,6 +73,20 @@ pub fn events_of(record: &Record) -> Result<Vec<Event>, EventsError> {
     }
     record.changes.deserialized().map_err(|e| EventsError {
         kind: record.kind,
+        reason: e.to_string(),
+    })
+}
+
+/// The events of a record located by [`RecordFields::parse`], decoded from the bytes of its
+/// `changes` straight into their types: what [`events_of`] gives, without the intermediate
+/// CBOR value tree.
+pub fn events_of_fields(fields: &RecordFields<'_>) -> Result<Vec<Event>, EventsError> {
+    if !carries_events(fields.kind) {
+        return Ok(Vec::new());
+    }
+    let mut changes = fields.changes;
+    ciborium::from_reader(&mut changes).map_err(|e| EventsError {
+        kind: fields.kind,
         reason: e.to_string(),
     })
 }

@@ -9,9 +9,10 @@
 )]
 
 use base64::Engine as _;
-use ea_audit::record::{Record, RecordKind};
+use ea_audit::record::{Record, RecordFields, RecordKind};
 use ea_ledger::{
-    Answer, Directory, Draft, Genesis, Ledger, Operation, Query, ReadResult, Rejected,
+    events_of, events_of_fields, Answer, Directory, Draft, Genesis, Ledger, Operation, Query,
+    ReadResult, Rejected,
 };
 use ea_policy::{ApprovalStatus, Command};
 use ea_protocol::signed::{
@@ -139,13 +140,27 @@ impl Run {
         self.records.iter().map(|r| r.kind).collect()
     }
 
-    /// A fresh ledger rebuilt from the records alone.
+    /// A fresh ledger rebuilt from the records alone, both ways: from decoded records (how
+    /// an auditor follows the log) and from the fields located in their bytes (how the
+    /// enclave recovers). The two must agree; the second is returned.
     fn replayed(&self, now: u64) -> Ledger {
-        let mut ledger = Ledger::from_genesis_record(&self.records[0], 10_000).unwrap();
+        let mut decoded = Ledger::from_genesis_record(&self.records[0], 10_000).unwrap();
+        let mut located = Ledger::from_genesis_record(&self.records[0], 10_000).unwrap();
         for record in &self.records[1..] {
-            ledger.replay(record, now).unwrap();
+            decoded.replay(record, now).unwrap();
+            let bytes = record.to_bytes().unwrap();
+            let fields = RecordFields::parse(&bytes).unwrap();
+            assert_eq!(
+                events_of_fields(&fields).unwrap(),
+                events_of(record).unwrap(),
+                "record {}",
+                record.seq
+            );
+            located.replay_fields(&fields, now).unwrap();
         }
-        ledger
+        assert_eq!(located.state(), decoded.state());
+        assert_eq!(located.replay_cache_len(), decoded.replay_cache_len());
+        located
     }
 }
 

@@ -153,11 +153,12 @@ impl Scope {
             return Ok(Scope::root());
         }
         let body = body.strip_suffix('/').unwrap_or(body);
-        let segments: Vec<&str> = body.split('/').collect();
-        if segments.len() > MAX_SCOPE_DEPTH {
+        // Scopes are parsed for every event a log replays: the segments are walked twice
+        // rather than collected, and names are lower-cased straight into the text.
+        if body.split('/').nth(MAX_SCOPE_DEPTH).is_some() {
             return Err(fail(ScopeProblem::TooDeep));
         }
-        for (i, segment) in segments.iter().enumerate() {
+        for (i, segment) in body.split('/').enumerate() {
             if segment.is_empty() {
                 return Err(fail(ScopeProblem::EmptySegment(i + 1)));
             }
@@ -165,20 +166,22 @@ impl Scope {
                 return Err(fail(ScopeProblem::BadCharacter(bad)));
             }
         }
+        let mut levels = Vec::with_capacity(8);
+        levels.push(Level {
+            end: 1,
+            kind: ScopeKind::Root,
+        });
         let mut builder = Builder {
             text: String::with_capacity(input.len()),
-            levels: vec![Level {
-                end: 1,
-                kind: ScopeKind::Root,
-            }],
+            levels,
         };
-        let mut rest = segments.into_iter();
+        let mut rest = body.split('/');
         let mut kind = ScopeKind::Root;
         while let Some(segment) = rest.next() {
             let mut named = |keyword: &'static str, kind: ScopeKind| {
                 let name = rest.next().ok_or(ScopeProblem::MissingName(keyword))?;
                 builder.push(keyword);
-                builder.push(&name.to_ascii_lowercase());
+                builder.push_lowercase(name);
                 builder.level(kind);
                 Ok(kind)
             };
@@ -212,7 +215,7 @@ impl Scope {
                 | ScopeKind::EnclaveManaged
                 | ScopeKind::Workload
                 | ScopeKind::Resource => {
-                    builder.push(&segment.to_ascii_lowercase());
+                    builder.push_lowercase(segment);
                     builder.level(ScopeKind::Resource);
                     Ok(ScopeKind::Resource)
                 }
@@ -333,6 +336,15 @@ impl Builder {
     fn push(&mut self, segment: &str) {
         self.text.push('/');
         self.text.push_str(segment);
+    }
+
+    fn push_lowercase(&mut self, segment: &str) {
+        self.text.push('/');
+        let start = self.text.len();
+        self.text.push_str(segment);
+        if let Some(pushed) = self.text.get_mut(start..) {
+            pushed.make_ascii_lowercase();
+        }
     }
 
     fn level(&mut self, kind: ScopeKind) {

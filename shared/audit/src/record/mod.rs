@@ -14,6 +14,7 @@
 //!   the RFC 6962 tree.
 
 mod canonical;
+mod fields;
 mod kind;
 
 use std::io::Read;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::{self, Hash};
 pub use canonical::MAX_VALUE_DEPTH;
 use canonical::{CompareWriter, ValueProblem};
+pub use fields::{RecordFields, RecordHeader};
 pub use kind::{AttestationRule, RecordKind, UnknownKind};
 
 /// The largest encoded record accepted, in bytes (the frame limit between parent and
@@ -269,7 +271,13 @@ impl Record {
 /// `bytes` must be the canonical encoding of `record` (as after [`Record::from_bytes`]);
 /// otherwise the result is simply a wrong hash, never a panic.
 pub fn record_hash_of(bytes: &[u8], record: &Record) -> Hash {
-    let tail = match &record.attestation {
+    record_hash_from(bytes, record.attestation.as_deref())
+}
+
+/// [`record_hash_of`] for a record whose attestation document (the last field) is
+/// `attestation`, as [`RecordFields::parse`] finds it.
+pub fn record_hash_from(bytes: &[u8], attestation: Option<&[u8]>) -> Hash {
+    let tail = match attestation {
         None => 1,
         Some(document) => bstr_header_len(document.len()) + document.len(),
     };

@@ -330,3 +330,102 @@ proptest! {
         }
     }
 }
+
+/// The bytes of one CBOR value, for comparing with the slices `RecordFields` finds.
+fn value_bytes(value: &Value) -> Vec<u8> {
+    raw(&canonical::canonicalize(value).unwrap())
+}
+
+#[test]
+fn fields_locate_what_the_full_decoder_reads() {
+    let mut record = sample();
+    record.attestation = Some(vec![9; 300]);
+    let bytes = record.to_bytes().unwrap();
+    let fields = RecordFields::parse(&bytes).unwrap();
+    assert_eq!(fields.seq, 7);
+    assert_eq!(fields.time, record.time);
+    assert_eq!(fields.kind, RecordKind::StateChange);
+    assert_eq!(fields.actor, "alice");
+    assert_eq!(fields.request, record.request.as_deref());
+    assert_eq!(fields.decision, value_bytes(&record.decision));
+    assert_eq!(fields.changes, value_bytes(&record.changes));
+    assert_eq!(fields.attestation, record.attestation.as_deref());
+    assert_eq!(
+        record_hash_from(&bytes, fields.attestation),
+        record.record_hash().unwrap()
+    );
+}
+
+#[test]
+fn fields_refuse_what_is_not_a_record() {
+    let good = sample().to_bytes().unwrap();
+    // Cut anywhere: never a panic, always an error.
+    for len in 0..good.len() {
+        assert!(RecordFields::parse(&good[..len]).is_err(), "cut at {len}");
+    }
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert_eq!(
+        RecordFields::parse(&trailing),
+        Err(RecordError::TrailingBytes { extra: 1 })
+    );
+    let mut swapped = sample_entries();
+    swapped.swap(0, 1);
+    assert!(matches!(
+        RecordFields::parse(&wire_map(swapped)),
+        Err(RecordError::NotARecord { .. })
+    ));
+    let mut unknown = sample_entries();
+    unknown[2].1 = text("no_such_kind");
+    assert!(matches!(
+        RecordFields::parse(&wire_map(unknown)),
+        Err(RecordError::UnknownKind(_))
+    ));
+    // An array that claims more items than there are bytes is refused before any loop.
+    let mut lying = sample_entries();
+    lying[6].1 = Value::Null;
+    let mut bytes = wire_map(lying);
+    let at = bytes.len() - 1 - "attestation".len() - 1 - 1;
+    bytes[at] = 0x9b;
+    bytes.splice(at + 1..at + 1, u64::MAX.to_be_bytes());
+    assert!(RecordFields::parse(&bytes).is_err());
+    // Nesting beyond the decoder's limit is refused, not recursed into.
+    let mut deep = sample_entries();
+    deep[5].1 = Value::Null;
+    let mut bytes = wire_map(deep);
+    let at = bytes.windows(9).position(|w| w == b"\x68decision").unwrap() + 9;
+    let nested: Vec<u8> = std::iter::repeat_n(0x81, 10_000).chain([0xf6]).collect();
+    bytes.splice(at..at + 1, nested);
+    assert_eq!(RecordFields::parse(&bytes), Err(RecordError::TooDeep));
+}
+
+proptest! {
+    #[test]
+    fn fields_agree_with_the_full_decoder(record in arb_record()) {
+        let bytes = record.to_bytes().unwrap();
+        let fields = RecordFields::parse(&bytes).unwrap();
+        prop_assert_eq!(fields.seq, record.seq);
+        prop_assert_eq!(fields.time, record.time);
+        prop_assert_eq!(fields.kind, record.kind);
+        prop_assert_eq!(fields.actor, record.actor.as_str());
+        prop_assert_eq!(fields.request, record.request.as_deref());
+        prop_assert_eq!(fields.decision.to_vec(), value_bytes(&record.decision));
+        prop_assert_eq!(fields.changes.to_vec(), value_bytes(&record.changes));
+        prop_assert_eq!(fields.attestation, record.attestation.as_deref());
+    }
+
+    #[test]
+    fn fields_never_panic_on_changed_bytes(record in arb_record(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut bytes = record.to_bytes().unwrap();
+        let i = at.index(bytes.len());
+        bytes[i] = byte;
+        // Whatever the full decoder accepts, the field parser reads the same way.
+        let fields = RecordFields::parse(&bytes);
+        if let Ok(decoded) = Record::from_bytes(&bytes) {
+            let fields = fields.unwrap();
+            prop_assert_eq!(fields.seq, decoded.seq);
+            prop_assert_eq!(fields.kind, decoded.kind);
+            prop_assert_eq!(fields.attestation, decoded.attestation.as_deref());
+        }
+    }
+}

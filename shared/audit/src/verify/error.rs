@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crate::checkpoint::CheckpointError;
 use crate::note::NoteError;
-use crate::proof::ProofError;
 use crate::record::{RecordError, RecordKind};
 
 /// An error from a checker passed in by the caller, kept as it was.
@@ -130,15 +129,6 @@ pub enum LogErrorKind {
         checkpoint: usize,
         /// Its size.
         size: u64,
-    },
-    /// No consistency between a checkpoint and the previous one.
-    #[error("checkpoint {checkpoint} is not consistent with the previous one: {source}")]
-    Inconsistent {
-        /// Which checkpoint.
-        checkpoint: usize,
-        /// Why.
-        #[source]
-        source: ProofError,
     },
     /// A checkpoint covers more records than the log has: its tail was cut off.
     #[error("checkpoint {checkpoint} covers {size} records, the log has only {records}")]
