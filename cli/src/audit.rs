@@ -73,6 +73,12 @@ struct VerifyArgs {
     /// or truncated by whoever kept it.
     #[arg(long = "receipt", value_name = "FILE")]
     receipts: Vec<PathBuf>,
+    /// Also measure the signature floor: verify the embedded requests' signatures again,
+    /// alone, chunk by chunk in the same run, and report verification's rate as a ratio of
+    /// that (about doubles the run time; the floor's checks are not counted in the
+    /// verification's time).
+    #[arg(long)]
+    signature_floor: bool,
     /// Once the log verifies, write the policy state it replays to (a policy document,
     /// docs/policy-state.md), to compare with what the service answers.
     #[arg(long, value_name = "FILE")]

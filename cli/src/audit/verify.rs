@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::engine::general_purpose::STANDARD;
@@ -26,7 +27,7 @@ use super::attest::{self, DocumentChecker};
 use super::layout::{
     self, Manifest, NoteFileError, NoteReader, RecordFileError, RecordReader, CHECKPOINTS, RECORDS,
 };
-use super::requests::{LedgerKeys, SignatureChecker};
+use super::requests::{LedgerKeys, SignatureChecker, SignatureFloor};
 use super::VerifyArgs;
 
 /// Why a log directory does not verify.
@@ -63,32 +64,55 @@ impl Refusal {
     }
 }
 
+/// Records between two calls of the `between_chunks` hook of [`verify_files_in_chunks`].
+const CHUNK: u64 = 4096;
+
 /// Verifies the records and checkpoints read from `records` and `notes`.
-pub fn verify_files<A: AttestationChecker, R: RequestChecker>(
+#[cfg(test)]
+fn verify_files<A: AttestationChecker, R: RequestChecker>(
     records: impl Read,
     notes: impl BufRead,
     attestation: A,
     requests: R,
 ) -> Result<(LogSummary, MerkleTree), Refusal> {
+    verify_files_in_chunks(records, notes, attestation, requests, || {})
+}
+
+/// Verifies the records and checkpoints read from `records` and `notes`, calling
+/// `between_chunks` after every [`CHUNK`] records and at the end.
+fn verify_files_in_chunks<A: AttestationChecker, R: RequestChecker>(
+    records: impl Read,
+    notes: impl BufRead,
+    attestation: A,
+    requests: R,
+    mut between_chunks: impl FnMut(),
+) -> Result<(LogSummary, MerkleTree), Refusal> {
     let mut verifier = LogVerifier::new(attestation, requests, VerifyOptions::default());
     let mut records = RecordReader::new(records);
     let mut notes = NoteReader::new(notes);
+    let mut add = |verifier: &mut LogVerifier<A, R>, bytes: &[u8]| {
+        verifier.add_record(bytes)?;
+        if verifier.records() % CHUNK == 0 {
+            between_chunks();
+        }
+        Ok::<(), Refusal>(())
+    };
     while let Some(note) = notes.next_note()? {
         verifier.add_checkpoint(&note)?;
         while verifier.waiting_checkpoints() > 0 {
             match records.next_record()? {
-                Some(bytes) => {
-                    verifier.add_record(&bytes)?;
-                }
+                Some(bytes) => add(&mut verifier, &bytes)?,
                 // The records end before this checkpoint: `finish` names the truncation.
                 None => break,
             }
         }
     }
     while let Some(bytes) = records.next_record()? {
-        verifier.add_record(&bytes)?;
+        add(&mut verifier, &bytes)?;
     }
-    Ok(verifier.finish_with_tree()?)
+    let verified = verifier.finish_with_tree()?;
+    between_chunks();
+    Ok(verified)
 }
 
 /// Why a receipt is not honoured by the log.
@@ -220,7 +244,7 @@ struct LogKeyJson {
 }
 
 #[derive(Debug, Serialize)]
-struct Verified {
+struct Verified<'a> {
     verified: bool,
     records: u64,
     checkpoint_size: u64,
@@ -233,6 +257,7 @@ struct Verified {
     endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fetched_at: Option<String>,
+    timing: &'a Timing,
 }
 
 #[derive(Debug, Serialize)]
@@ -258,8 +283,21 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let manifest = layout::read_manifest(&args.dir)?;
     let records = BufReader::new(open(&args.dir, RECORDS)?);
     let notes = BufReader::new(open(&args.dir, CHECKPOINTS)?);
-    let requests = SignatureChecker::new(LedgerKeys::default());
-    let outcome = verify_files(records, notes, DocumentChecker::new(options), &requests);
+    let floor = SignatureFloor::default();
+    let requests = match args.signature_floor {
+        true => SignatureChecker::measuring(LedgerKeys::default(), &floor),
+        false => SignatureChecker::new(LedgerKeys::default()),
+    };
+    let started = Instant::now();
+    let outcome = verify_files_in_chunks(
+        records,
+        notes,
+        DocumentChecker::new(options),
+        &requests,
+        || floor.measure(),
+    );
+    // The floor's own checks ran in between; they are not the verification's time.
+    let elapsed = started.elapsed().saturating_sub(floor.total().1);
     let outcome = outcome.and_then(|(summary, tree)| {
         check_receipts(&args.receipts, &summary, &tree)?;
         Ok(summary)
@@ -274,7 +312,12 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 std::fs::write(path, state.to_json_pretty())
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            print_verified(&summary, manifest.as_ref(), args.json)?;
+            let timing = Timing::new(
+                summary.records,
+                elapsed,
+                args.signature_floor.then(|| floor.total()),
+            );
+            print_verified(&summary, manifest.as_ref(), &timing, args.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(refusal) => {
@@ -284,7 +327,52 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn print_verified(summary: &LogSummary, manifest: Option<&Manifest>, json: bool) -> io::Result<()> {
+/// How long verification took and, with `--signature-floor`, how that compares with the
+/// embedded requests' signature checks alone.
+#[derive(Debug, Serialize)]
+struct Timing {
+    seconds: f64,
+    records_per_second: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature_floor: Option<Floor>,
+}
+
+#[derive(Debug, Serialize)]
+struct Floor {
+    /// Signatures verified alone.
+    signatures: u64,
+    /// The time they took.
+    seconds: f64,
+    /// The log's records over that time: the rate verification could reach if checking the
+    /// signatures were all it did.
+    records_per_second: f64,
+    /// Verification's rate as a percentage of that floor.
+    ratio_percent: f64,
+}
+
+impl Timing {
+    fn new(records: u64, elapsed: Duration, floor: Option<(u64, Duration)>) -> Self {
+        let rate = |time: Duration| records as f64 / time.as_secs_f64().max(1e-9);
+        let records_per_second = rate(elapsed);
+        Timing {
+            seconds: elapsed.as_secs_f64(),
+            records_per_second,
+            signature_floor: floor.map(|(signatures, time)| Floor {
+                signatures,
+                seconds: time.as_secs_f64(),
+                records_per_second: rate(time),
+                ratio_percent: 100.0 * records_per_second / rate(time),
+            }),
+        }
+    }
+}
+
+fn print_verified(
+    summary: &LogSummary,
+    manifest: Option<&Manifest>,
+    timing: &Timing,
+    json: bool,
+) -> io::Result<()> {
     let mut out = io::stdout().lock();
     if json {
         let report = Verified {
@@ -305,6 +393,7 @@ fn print_verified(summary: &LogSummary, manifest: Option<&Manifest>, json: bool)
                 .collect(),
             endpoint: manifest.map(|m| m.endpoint.clone()),
             fetched_at: manifest.map(|m| m.fetched_at.clone()),
+            timing,
         };
         serde_json::to_writer_pretty(&mut out, &report)?;
         return writeln!(out);
@@ -331,6 +420,19 @@ fn print_verified(summary: &LogSummary, manifest: Option<&Manifest>, json: bool)
             out,
             "fetched:     {} from {}",
             manifest.fetched_at, manifest.endpoint
+        )?;
+    }
+    writeln!(
+        out,
+        "checked in:  {:.1} s ({:.0} records/s)",
+        timing.seconds, timing.records_per_second
+    )?;
+    if let Some(floor) = &timing.signature_floor {
+        writeln!(
+            out,
+            "floor:       the {} request signatures alone took {:.1} s ({:.0} records/s); \
+             verification ran at {:.1}% of that",
+            floor.signatures, floor.seconds, floor.records_per_second, floor.ratio_percent
         )?;
     }
     Ok(())

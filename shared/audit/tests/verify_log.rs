@@ -595,3 +595,77 @@ fn the_authenticated_mode_refuses_records_no_checkpoint_covers_whatever_the_opti
         "{error}"
     );
 }
+
+/// A request checker that defers its verdicts to `flush`, refusing the records in `bad`.
+struct Deferring {
+    bad: Vec<u64>,
+    queued: std::cell::RefCell<Vec<u64>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("deferred refusal")]
+struct DeferredRefusal;
+
+impl ea_audit::verify::RequestChecker for Deferring {
+    type Error = DeferredRefusal;
+    fn check(&self, record: &Record) -> Result<(), DeferredRefusal> {
+        self.queued.borrow_mut().push(record.seq);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), (u64, DeferredRefusal)> {
+        let queued = std::mem::take(&mut *self.queued.borrow_mut());
+        match queued.into_iter().find(|seq| self.bad.contains(seq)) {
+            Some(seq) => Err((seq, DeferredRefusal)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn deferred_request_checks_are_reported_first_and_at_their_own_index() {
+    let log = sample();
+    let run = |records: &[Vec<u8>], checkpoints: &[String], bad: &[u64]| {
+        let checker = Deferring {
+            bad: bad.to_vec(),
+            queued: Default::default(),
+        };
+        verify_log(
+            records,
+            checkpoints,
+            FakeAttestation,
+            &checker,
+            VerifyOptions::default(),
+        )
+    };
+    assert!(run(&log.records, &log.checkpoints, &[]).is_ok());
+    // Flushed at the end.
+    let error = run(&log.records, &log.checkpoints, &[7]).unwrap_err();
+    assert_eq!(error.index, Some(7));
+    assert!(
+        matches!(error.kind, LogErrorKind::Request { .. }),
+        "{error}"
+    );
+    // A later failure does not hide it.
+    let mut records = log.records.clone();
+    records.remove(15);
+    assert_eq!(
+        run(&records, &log.checkpoints, &[7]).unwrap_err().index,
+        Some(7)
+    );
+    // An earlier one does.
+    assert_eq!(
+        run(&records, &log.checkpoints, &[18]).unwrap_err().index,
+        Some(15)
+    );
+    // Against a queued checkpoint signature failure, the lower index wins.
+    let mut checkpoints = log.checkpoints.clone();
+    checkpoints[3] = corrupt_signature(&checkpoints[3]);
+    assert_eq!(
+        run(&log.records, &checkpoints, &[13]).unwrap_err().index,
+        Some(10)
+    );
+    assert_eq!(
+        run(&log.records, &checkpoints, &[7]).unwrap_err().index,
+        Some(7)
+    );
+}
