@@ -8,15 +8,11 @@
 //! request, so a request that changes keys is judged by the keys before the change.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ea_audit::verify::RequestChecker;
 use ea_audit::Record;
-use ea_protocol::signed::{
-    self, PublicKey, SignatureAlgorithm, SignedRequestError, REQUEST_SIGNING_DOMAIN,
-};
-use ed25519_dalek::{Signature, VerifyingKey};
+use ea_protocol::signed::{self, PublicKey, SignatureCheck, SignedRequestError};
 
 pub use ea_ledger::KeyStatus;
 
@@ -216,58 +212,24 @@ impl<D: KeyDirectory> RequestChecker for SignatureChecker<'_, D> {
     }
 }
 
-/// Ed25519 signatures verified together (ed25519-dalek's batch verification).
-const BATCH: usize = 64;
-
-/// The first of `queued` (in log order) whose signature does not verify.
-///
-/// Ed25519 signatures are verified in batches: about three times faster each than one at a
-/// time. A batch checks the cofactored equation, which accepts everything ring's single
-/// check (the enclave's, cofactorless) accepts; the two differ only on signatures crafted
-/// by the key's own holder. A batch that fails is checked again one signature at a time
-/// with ring, so a refusal is always ring's verdict, on the first bad signature. ES256
-/// signatures are checked one at a time.
+/// The first of `queued` (in log order) whose signature does not verify
+/// ([`signed::verify_many`]: Ed25519 in batches; a failing batch checked again one signature
+/// at a time by the enclave's own rule, so a refusal is always the enclave's verdict).
 fn first_bad_signature(queued: &[QueuedSignature]) -> Option<&QueuedSignature> {
-    let single = |s: &&QueuedSignature| !s.key.verify(&s.body, &s.sig);
-    let (ed25519, others): (Vec<&QueuedSignature>, Vec<&QueuedSignature>) = queued
+    let checks: Vec<SignatureCheck<'_>> = queued
         .iter()
-        .partition(|s| s.key.alg == SignatureAlgorithm::Ed25519);
-    let mut bad: Vec<&QueuedSignature> = others.into_iter().filter(single).collect();
-    let mut keys: HashMap<&[u8], Option<VerifyingKey>> = HashMap::new();
-    for batch in ed25519.chunks(BATCH) {
-        if !batch_verifies(batch, &mut keys) {
-            bad.extend(batch.iter().copied().filter(single));
-        }
-    }
-    bad.into_iter().min_by_key(|s| s.index)
-}
-
-/// Whether every signature of `batch` (all Ed25519) verifies, checked together.
-fn batch_verifies<'q>(
-    batch: &[&'q QueuedSignature],
-    keys: &mut HashMap<&'q [u8], Option<VerifyingKey>>,
-) -> bool {
-    let mut messages = Vec::with_capacity(batch.len());
-    let mut signatures = Vec::with_capacity(batch.len());
-    let mut verifying_keys = Vec::with_capacity(batch.len());
-    for queued in batch {
-        let key = *keys.entry(queued.key.bytes.as_slice()).or_insert_with(|| {
-            <[u8; 32]>::try_from(queued.key.bytes.as_slice())
-                .ok()
-                .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
-        });
-        let (Some(key), Ok(signature)) = (key, Signature::from_slice(&queued.sig)) else {
-            return false;
-        };
-        let mut message = Vec::with_capacity(REQUEST_SIGNING_DOMAIN.len() + queued.body.len());
-        message.extend_from_slice(REQUEST_SIGNING_DOMAIN);
-        message.extend_from_slice(&queued.body);
-        messages.push(message);
-        signatures.push(signature);
-        verifying_keys.push(key);
-    }
-    let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    ed25519_dalek::verify_batch(&messages, &signatures, &verifying_keys).is_ok()
+        .map(|s| SignatureCheck {
+            key: &s.key,
+            body: &s.body,
+            sig: &s.sig,
+        })
+        .collect();
+    let verdicts = signed::verify_many(&checks);
+    queued
+        .iter()
+        .zip(verdicts)
+        .find(|(_, valid)| !valid)
+        .map(|(queued, _)| queued)
 }
 
 /// The principals' keys as the log states them: the genesis record's directory, then every
