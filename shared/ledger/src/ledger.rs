@@ -2,6 +2,8 @@
 //! the genesis settings), turning each authenticated request into an answer and the drafts
 //! of its audit records. Pure: time is an argument; no I/O.
 
+use std::borrow::Cow;
+
 use ciborium::Value;
 use ea_audit::record::{Record, RecordFields, RecordKind};
 use ea_policy::{
@@ -53,6 +55,44 @@ pub enum Rejected {
     /// The enclave's clock is outside what timestamps can express.
     #[error("the enclave's clock reads {0} ms, which is not a valid time")]
     Clock(u64),
+}
+
+/// What the replay cache keeps of a replayed record's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RequestNonce<'a> {
+    principal: Cow<'a, str>,
+    nonce: Cow<'a, [u8]>,
+    issued_at: u64,
+}
+
+impl<'a> RequestNonce<'a> {
+    /// The nonce of the request a record written at `time` embeds, if the record is recent
+    /// enough for the request to be replayed at `now_ms`; anything older fails the
+    /// freshness check anyway.
+    fn of(time: u64, request: Option<&'a [u8]>, now_ms: u64) -> Option<Self> {
+        if time.saturating_add(2 * MAX_CLOCK_SKEW_MS) < now_ms {
+            return None;
+        }
+        let request = request?;
+        // Restarted just after a burst of requests, every record is recent, and decoding
+        // each request in full costs about as much as replaying its events: read the
+        // three fields in place when the request has the layout this crate writes.
+        if let Some(fields) = signed::NonceFields::read(request) {
+            return Some(RequestNonce {
+                principal: Cow::Borrowed(fields.principal),
+                nonce: Cow::Borrowed(fields.nonce),
+                issued_at: fields.issued_at,
+            });
+        }
+        let request = signed::decode_signed_request(request).ok()?;
+        // The operation is not needed: skipping it saves building its value tree.
+        let body = signed::decode_request_body::<serde::de::IgnoredAny>(&request).ok()?;
+        Some(RequestNonce {
+            principal: Cow::Owned(body.principal),
+            nonce: Cow::Owned(body.nonce),
+            issued_at: body.issued_at,
+        })
+    }
 }
 
 /// The state, the genesis settings, and the nonces seen within the freshness window.
@@ -147,22 +187,17 @@ impl Ledger {
         fields: &RecordFields<'_>,
         now_ms: u64,
     ) -> Result<(), ReplayError> {
-        for event in events_of_fields(fields)? {
-            self.apply(&event)?;
-        }
+        self.apply_fields(fields)?;
         self.remember_request(fields.time, fields.request, now_ms);
         Ok(())
     }
 
-    /// Remembers the nonce of a request written at `time`, when it could still be replayed
-    /// at `now_ms`.
-    fn remember_request(&mut self, time: u64, request: Option<&[u8]>, now_ms: u64) {
-        if let Some(bytes) = request {
-            // Only recent records matter; anything older fails the freshness check anyway.
-            if time.saturating_add(2 * MAX_CLOCK_SKEW_MS) >= now_ms {
-                self.remember(bytes, now_ms);
-            }
+    /// Applies the events of a record located by [`RecordFields::parse`], nothing else.
+    fn apply_fields(&mut self, fields: &RecordFields<'_>) -> Result<(), ReplayError> {
+        for event in events_of_fields(fields)? {
+            self.apply(&event)?;
         }
+        Ok(())
     }
 
     /// Applies one record's events, nothing else: how an auditor follows the state (and the
@@ -174,19 +209,21 @@ impl Ledger {
         Ok(())
     }
 
-    fn remember(&mut self, bytes: &[u8], now_ms: u64) {
-        let Ok(request) = signed::decode_signed_request(bytes) else {
-            return;
-        };
-        // The operation is not needed: skipping it saves building its value tree.
-        let Ok(body) = signed::decode_request_body::<serde::de::IgnoredAny>(&request) else {
-            return;
-        };
+    /// Remembers a replayed request's nonce.
+    fn remember_nonce(&mut self, nonce: &RequestNonce, now_ms: u64) {
         // Stale nonces are refused by freshness; a full cache only costs protection the
         // freshness window already gives for these.
-        let _ = self
-            .replay
-            .check_and_insert(&body.principal, &body.nonce, body.issued_at, now_ms);
+        let _ =
+            self.replay
+                .check_and_insert(&nonce.principal, &nonce.nonce, nonce.issued_at, now_ms);
+    }
+
+    /// Remembers the nonce of a request written at `time`, when it could still be replayed
+    /// at `now_ms`.
+    fn remember_request(&mut self, time: u64, request: Option<&[u8]>, now_ms: u64) {
+        if let Some(nonce) = RequestNonce::of(time, request, now_ms) {
+            self.remember_nonce(&nonce, now_ms);
+        }
     }
 
     fn apply(&mut self, event: &Event) -> Result<(), ea_policy::ApplyError> {
