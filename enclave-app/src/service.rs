@@ -417,22 +417,35 @@ impl Service {
         // held to the verified log's below. A wrong one cannot unseal the key anyway, since
         // the sealed key's associated data binds the genesis hash.
         let claimed_genesis = self.claimed_genesis_hash().await?;
-        let (recovered, key) = tokio::join!(
-            self.rebuilder.ledger(),
-            self.config
-                .keys
-                .obtain(&self.config.store, &claimed_genesis, KeyUse::ExistingLog)
-        );
-        let (ledger, recovered) = recovered?;
+        let keys = &self.config.keys;
+        let store = &self.config.store;
+        let ((ledger, recovered), key) = match claimed_genesis {
+            Some(claimed) => {
+                let (recovered, key) = tokio::join!(
+                    self.rebuilder.ledger(),
+                    keys.obtain(store, &claimed, KeyUse::ExistingLog)
+                );
+                let recovered = recovered?;
+                let verified = recovered.1.summary.genesis_hash;
+                anyhow::ensure!(
+                    verified == claimed,
+                    "the parent served two different genesis records: {} first, {} in the \
+                     log that verified",
+                    claimed.to_hex(),
+                    verified.to_hex()
+                );
+                (recovered, key?)
+            }
+            // Record 0 did not come back readable: the verification says why, and the key
+            // waits for it.
+            None => {
+                let recovered = self.rebuilder.ledger().await?;
+                let verified = recovered.1.summary.genesis_hash;
+                let key = keys.obtain(store, &verified, KeyUse::ExistingLog).await?;
+                (recovered, key)
+            }
+        };
         let genesis_hash = recovered.summary.genesis_hash;
-        anyhow::ensure!(
-            genesis_hash == claimed_genesis,
-            "the parent served two different genesis records: {} first, {} in the log that \
-             verified",
-            claimed_genesis.to_hex(),
-            genesis_hash.to_hex()
-        );
-        let key = key?;
         let origin = recovered.summary.origin.clone();
         let mut log = AuditLog::new(recovered.tree, key.signer(&origin)?, origin, genesis_hash);
         let start_index = log.append(self.start_record(&key, &genesis_hash)?)?;
@@ -441,20 +454,18 @@ impl Service {
         Ok(self.serve(app, log, key, genesis_hash, start_index))
     }
 
-    /// The record hash of record 0 as the store serves it, not yet verified.
-    async fn claimed_genesis_hash(&self) -> anyhow::Result<Hash> {
+    /// The record hash of record 0 as the store serves it, not yet verified; `None` if it
+    /// does not come back as a record.
+    async fn claimed_genesis_hash(&self) -> anyhow::Result<Option<Hash>> {
         let records = self
             .config
             .store
             .read_records(0, 1, MAX_RECORD_LEN as u32)
             .await?;
-        let first = records
-            .first()
-            .context("the store announced a log but did not return its first record")?;
-        let fields = RecordFields::parse(first).map_err(|error| {
-            anyhow::anyhow!("the parent's log does not verify: record 0 is not a record: {error}")
-        })?;
-        Ok(record_hash_from(first, fields.attestation))
+        Ok(records.first().and_then(|first| {
+            let fields = RecordFields::parse(first).ok()?;
+            Some(record_hash_from(first, fields.attestation))
+        }))
     }
 
     /// The `enclave_start` record: an attestation document binding the log key
