@@ -22,12 +22,19 @@ async fn run_local_starts_a_healthy_stack_and_stops_it_on_ctrl_c() {
         probe.local_addr().unwrap().port().to_string()
     };
     let local_dir = dir.path().join("stack");
+    // Through `env --default-signal=INT`: a process started in the background by a
+    // non-interactive shell (a CI runner's, say) inherits SIGINT ignored, and bash cannot
+    // trap a signal ignored on entry, so Ctrl-C would never reach the script.
     let mut script = Process::spawn_with_env(
-        std::path::Path::new("bash"),
-        &[workspace_root()
-            .join("scripts/run-local.sh")
-            .display()
-            .to_string()],
+        std::path::Path::new("env"),
+        &[
+            "--default-signal=INT".to_owned(),
+            "bash".to_owned(),
+            workspace_root()
+                .join("scripts/run-local.sh")
+                .display()
+                .to_string(),
+        ],
         &[
             ("EA_PORT", port.as_str()),
             ("EA_LOCAL_DIR", local_dir.to_str().unwrap()),
