@@ -85,6 +85,35 @@ impl ApiClient {
         Ok((status, body))
     }
 
+    /// The address of `path` on the endpoint, parsed once for callers that send many requests.
+    pub fn url(&self, path: &str) -> anyhow::Result<reqwest::Url> {
+        let url = format!("{}{path}", self.base);
+        reqwest::Url::parse(&url).with_context(|| format!("endpoint address {url}"))
+    }
+
+    /// POSTs a signed request's envelope (CBOR) to `url`; the status and the body's bytes,
+    /// left unparsed (the load generator reads only what it needs).
+    pub async fn post_cbor_raw(
+        &self,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
+        let response = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/cbor")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer to POST {url}"))?;
+        Ok((status, body.into()))
+    }
+
     /// POSTs a signed request's envelope (CBOR).
     pub async fn post_cbor(
         &self,

@@ -677,7 +677,10 @@ pub struct RequestSigner {
 
 enum SignerKey {
     Es256(signature::EcdsaKeyPair),
-    Ed25519(signature::Ed25519KeyPair),
+    // dalek rather than ring: Ed25519 signatures are deterministic (RFC 8032), so both give
+    // the same bytes, and dalek's precomputed base-point tables sign in about two thirds of
+    // ring's time (BENCHMARKS.md). Clients sign every request, the load generator included.
+    Ed25519(Box<ed25519_dalek::SigningKey>),
 }
 
 impl std::fmt::Debug for RequestSigner {
@@ -717,14 +720,15 @@ impl RequestSigner {
                 )
                 .map_err(|_| invalid())?,
             ),
-            SignatureAlgorithm::Ed25519 => SignerKey::Ed25519(
-                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            // PKCS#8 v1 or v2; a v2 document's public key must match its private key.
+            SignatureAlgorithm::Ed25519 => SignerKey::Ed25519(Box::new(
+                <ed25519_dalek::SigningKey as ed25519_dalek::pkcs8::DecodePrivateKey>::from_pkcs8_der(der)
                     .map_err(|_| invalid())?,
-            ),
+            )),
         };
         let public_bytes = match &key {
             SignerKey::Es256(k) => k.public_key().as_ref().to_vec(),
-            SignerKey::Ed25519(k) => k.public_key().as_ref().to_vec(),
+            SignerKey::Ed25519(k) => k.verifying_key().to_bytes().to_vec(),
         };
         let public = PublicKey::new(alg, public_bytes)?;
         Ok(Self {
@@ -802,7 +806,9 @@ impl RequestSigner {
                 .map_err(|_| SignedRequestError::SigningFailed)?
                 .as_ref()
                 .to_vec(),
-            SignerKey::Ed25519(k) => k.sign(&message).as_ref().to_vec(),
+            SignerKey::Ed25519(k) => ed25519_dalek::Signer::sign(k.as_ref(), &message)
+                .to_bytes()
+                .to_vec(),
         };
         Ok(SignedRequest {
             body,
@@ -953,6 +959,32 @@ mod tests {
         assert!(!signer.public_key().verify(&body, bare.as_ref()));
         let request = signer.sign_body_bytes(body.clone()).unwrap();
         assert!(signer.public_key().verify(&body, &request.sig));
+    }
+
+    #[test]
+    fn ed25519_signatures_are_the_bytes_ring_would_produce() {
+        let (signer, pkcs8) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        let ring_pair = signature::Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
+        for body in [Vec::new(), b"body".to_vec(), vec![0xA5; 4096]] {
+            let mut message = REQUEST_SIGNING_DOMAIN.to_vec();
+            message.extend_from_slice(&body);
+            let request = signer.sign_body_bytes(body).unwrap();
+            assert_eq!(request.sig, ring_pair.sign(&message).as_ref());
+        }
+        assert_eq!(signer.public_key().bytes, ring_pair.public_key().as_ref());
+    }
+
+    #[test]
+    fn a_pkcs8_document_whose_public_key_is_another_keys_is_refused() {
+        let (_, mut pkcs8) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        let (other, _) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        // ring writes PKCS#8 v2: the public key is the document's last 32 bytes.
+        let at = pkcs8.len() - 32;
+        pkcs8[at..].copy_from_slice(&other.public_key().bytes);
+        assert!(matches!(
+            RequestSigner::from_pkcs8(SignatureAlgorithm::Ed25519, &pkcs8),
+            Err(SignedRequestError::InvalidPrivateKey { .. })
+        ));
     }
 
     #[test]
