@@ -680,7 +680,7 @@ enum SignerKey {
     // dalek rather than ring: Ed25519 signatures are deterministic (RFC 8032), so both give
     // the same bytes, and dalek's precomputed base-point tables sign in about two thirds of
     // ring's time (BENCHMARKS.md). Clients sign every request, the load generator included.
-    Ed25519(Box<ed25519_dalek::SigningKey>),
+    Ed25519(ed25519_dalek::SigningKey),
 }
 
 impl std::fmt::Debug for RequestSigner {
@@ -721,10 +721,10 @@ impl RequestSigner {
                 .map_err(|_| invalid())?,
             ),
             // PKCS#8 v1 or v2; a v2 document's public key must match its private key.
-            SignatureAlgorithm::Ed25519 => SignerKey::Ed25519(Box::new(
+            SignatureAlgorithm::Ed25519 => SignerKey::Ed25519(
                 <ed25519_dalek::SigningKey as ed25519_dalek::pkcs8::DecodePrivateKey>::from_pkcs8_der(der)
                     .map_err(|_| invalid())?,
-            )),
+            ),
         };
         let public_bytes = match &key {
             SignerKey::Es256(k) => k.public_key().as_ref().to_vec(),
@@ -806,9 +806,7 @@ impl RequestSigner {
                 .map_err(|_| SignedRequestError::SigningFailed)?
                 .as_ref()
                 .to_vec(),
-            SignerKey::Ed25519(k) => ed25519_dalek::Signer::sign(k.as_ref(), &message)
-                .to_bytes()
-                .to_vec(),
+            SignerKey::Ed25519(k) => ed25519_dalek::Signer::sign(k, &message).to_bytes().to_vec(),
         };
         Ok(SignedRequest {
             body,
