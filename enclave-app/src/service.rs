@@ -286,8 +286,11 @@ fn transient(error: &anyhow::Error) -> bool {
 }
 
 fn api(status: u16, body: &impl serde::Serialize) -> EnclaveResponse {
-    match serde_json::to_vec(body) {
-        Ok(json) => EnclaveResponse::Api {
+    // A change's answer (its record, receipt and checkpoint) is about 2 KiB: start there
+    // rather than grow the buffer from nothing.
+    let mut json = Vec::with_capacity(4096);
+    match serde_json::to_writer(&mut json, body) {
+        Ok(()) => EnclaveResponse::Api {
             status,
             body: ByteBuf::from(json),
         },

@@ -31,7 +31,28 @@ impl Hash {
 
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_digits().to_owned()
+    }
+
+    /// Lower-case hex, on the stack: every answer's receipt carries a score of hashes, and
+    /// `hex::encode` builds its string one `char` at a time.
+    fn hex_digits(&self) -> HexDigits {
+        let mut digits = [0u8; HASH_LEN * 2];
+        // Cannot fail: the buffer is exactly twice the input's length.
+        let _ = hex::encode_to_slice(self.0, &mut digits);
+        HexDigits(digits)
+    }
+}
+
+/// A hash's 64 hex digits.
+struct HexDigits([u8; HASH_LEN * 2]);
+
+impl std::ops::Deref for HexDigits {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Hex digits are ASCII; the fallback is never taken.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -60,13 +81,13 @@ impl FromStr for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(&self.hex_digits())
     }
 }
 
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash({})", self.to_hex())
+        write!(f, "Hash({})", &*self.hex_digits())
     }
 }
 
@@ -86,7 +107,7 @@ impl From<[u8; HASH_LEN]> for Hash {
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            serializer.serialize_str(&self.to_hex())
+            serializer.serialize_str(&self.hex_digits())
         } else {
             serializer.serialize_bytes(&self.0)
         }
@@ -145,6 +166,20 @@ pub fn empty_root() -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_text_form_is_the_64_lower_case_hex_digits(bytes in any::<[u8; HASH_LEN]>()) {
+            let hash = Hash(bytes);
+            let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(hash.to_hex(), digits.clone());
+            prop_assert_eq!(hash.to_string(), digits.clone());
+            prop_assert_eq!(format!("{hash:?}"), format!("Hash({digits})"));
+            prop_assert_eq!(serde_json::to_string(&hash).unwrap(), format!("\"{digits}\""));
+            prop_assert_eq!(digits.parse::<Hash>().unwrap(), hash);
+        }
+    }
 
     #[test]
     fn empty_root_is_sha256_of_nothing() {
