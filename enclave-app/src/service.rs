@@ -25,6 +25,7 @@ use ea_ledger::{
     request_error_status, DocumentChecker, ErrorReply, Genesis, Ledger, RecordProof, Rejected,
     Reply, PLATFORM_ACTOR,
 };
+use ea_protocol::key_tables::KeyTables;
 use ea_protocol::{Description, EnclaveResponse, HealthReport, NsmMode, PROTOCOL_VERSION};
 use serde_bytes::ByteBuf;
 
@@ -254,6 +255,8 @@ pub struct Service {
     rebuilder: Arc<Rebuilder>,
     phase: RwLock<Phase>,
     directory: SharedDirectory,
+    /// Precomputed tables of the Ed25519 keys that sign most (ea_protocol::key_tables).
+    key_tables: KeyTables,
     log_size: Arc<AtomicU64>,
     started: Instant,
     transition: tokio::sync::Mutex<()>,
@@ -338,6 +341,7 @@ impl Service {
             rebuilder,
             phase: RwLock::new(Phase::Starting(None)),
             directory,
+            key_tables: KeyTables::default(),
             log_size,
             started: Instant::now(),
             transition: tokio::sync::Mutex::new(()),
@@ -696,7 +700,8 @@ impl Service {
             Ok(directory) => directory.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        let request = match directory.authenticate(bytes, (self.config.clock)()) {
+        let now = (self.config.clock)();
+        let request = match directory.authenticate_with(bytes, now, Some(&self.key_tables)) {
             Ok(request) => request,
             Err(error) => {
                 return api_error(

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use ea_policy::{KeyAlgorithm, PolicyState, PrincipalId, PrincipalType};
+use ea_protocol::key_tables::KeyTables;
 use ea_protocol::signed::{self, PublicKey, SignatureAlgorithm, SignedRequestError, NONCE_LEN};
 
 use crate::operation::Operation;
@@ -124,6 +125,17 @@ impl Directory {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Authenticated, SignedRequestError> {
+        self.authenticate_with(bytes, now_ms, None)
+    }
+
+    /// [`Directory::authenticate`], checking Ed25519 signatures through `tables` when
+    /// given (same verdicts, faster for keys that sign often).
+    pub fn authenticate_with(
+        &self,
+        bytes: &[u8],
+        now_ms: u64,
+        tables: Option<&KeyTables>,
+    ) -> Result<Authenticated, SignedRequestError> {
         let request = signed::decode_signed_request(bytes)?;
         let body: signed::RequestBody<ciborium::Value> = signed::decode_request_body(&request)?;
         let principal = PrincipalId::new(&body.principal)
@@ -154,7 +166,11 @@ impl Directory {
                 got: request.alg,
             });
         }
-        if !key.verify(&request.body, &request.sig) {
+        let verified = match tables {
+            Some(tables) => tables.verify(&key, &request.body, &request.sig),
+            None => key.verify(&request.body, &request.sig),
+        };
+        if !verified {
             return Err(SignedRequestError::BadSignature {
                 key_id: request.key_id,
             });

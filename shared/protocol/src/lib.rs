@@ -17,6 +17,7 @@
 mod address;
 pub mod enclave;
 pub mod frame;
+pub mod key_tables;
 mod message;
 pub mod rpc;
 pub mod signed;
