@@ -184,11 +184,20 @@ pub async fn serve(listener: Listener, upstream: Endpoint, shutdown: watch::Rece
     drop(connections);
 }
 
-/// Binds `listen` (retrying while it cannot, as the store service does) and relays to
-/// `upstream` until `shutdown`.
-pub async fn run(listen: Address, upstream: Endpoint, shutdown: watch::Receiver<bool>) {
-    let Some(listener) = bind_with_retry(&listen, "KMS relay", &shutdown).await else {
-        return;
+/// Relays to `upstream` until `shutdown`, on `bound` if the start-up bind succeeded, else on
+/// `listen` once it can be bound (retrying, as the store service does).
+pub async fn run(
+    listen: Address,
+    bound: Option<Listener>,
+    upstream: Endpoint,
+    shutdown: watch::Receiver<bool>,
+) {
+    let listener = match bound {
+        Some(listener) => listener,
+        None => match bind_with_retry(&listen, "KMS relay", &shutdown).await {
+            Some(listener) => listener,
+            None => return,
+        },
     };
     tracing::info!(%listen, %upstream, "KMS relay listening");
     serve(listener, upstream, shutdown).await;

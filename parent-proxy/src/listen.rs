@@ -37,6 +37,22 @@ pub async fn bind_with_retry(
     }
 }
 
+/// Binds `address` for `what` at start-up, once: the proxy announces that it is listening
+/// only after this, so an enclave started next finds its sockets. On failure it says so and
+/// returns `None`; the caller then keeps trying in the background ([`bind_with_retry`]).
+pub async fn bind_at_start(address: &Address, what: &'static str) -> Option<Listener> {
+    match Listener::bind(address).await {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::error!(
+                %address, %error,
+                "cannot listen for the enclave's {what} connections yet; retrying in the background"
+            );
+            None
+        }
+    }
+}
+
 /// Accepts connections on `listener` until `shutdown` turns true, at most `max_connections`
 /// at once (a further one waits unaccepted), each handled by the task `handle` makes.
 /// Returns the connections still running, for the caller to wait for or to drop (which

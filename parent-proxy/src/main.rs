@@ -12,6 +12,7 @@ use ea_protocol::Address;
 use parent_proxy::api::{router, AppState};
 use parent_proxy::credentials::{CredentialsSource, CredentialsSpec, DEFAULT_IMDS_ENDPOINT};
 use parent_proxy::kms_relay::{self, Endpoint};
+use parent_proxy::listen;
 use parent_proxy::store::{service, LogStore, SqliteLogStore};
 use parent_proxy::{serve, tls, EnclavePool, HttpLimits, PoolConfig, Transport};
 
@@ -149,11 +150,23 @@ async fn main() -> anyhow::Result<()> {
     if let Some(credentials) = credentials {
         store_service = store_service.with_credentials(Arc::new(credentials));
     }
-    let relay_task = relay.map(|(listen, endpoint)| {
-        tokio::spawn(kms_relay::run(listen, endpoint, store_stopped.clone()))
-    });
+    // Bound before "listening on" is printed, so an enclave started on that line finds them.
+    let store_listener = listen::bind_at_start(&args.store_listen, "log store").await;
+    let relay_task = match relay {
+        Some((listen, endpoint)) => {
+            let bound = listen::bind_at_start(&listen, "KMS relay").await;
+            Some(tokio::spawn(kms_relay::run(
+                listen,
+                bound,
+                endpoint,
+                store_stopped.clone(),
+            )))
+        }
+        None => None,
+    };
     let store_service = tokio::spawn(service::run(
         args.store_listen.clone(),
+        store_listener,
         store_service,
         ConnectionLimits {
             max_frame_len: args.max_frame_bytes,

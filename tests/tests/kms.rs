@@ -21,7 +21,7 @@ use ea_kms::credentials::{ParentCredentials, StoreCredentialsSource};
 use ea_kms::{KmsConfig, KmsError, LogKeyRelease, SealedLogKey};
 use ea_protocol::rpc::{Connection, ConnectionLimits};
 use ea_protocol::{Address, StoreRequest, StoreResponse};
-use ea_tests::{binaries, wait_for_path, with_store_args, Process};
+use ea_tests::{binaries, with_store_args, Process};
 use nix::sys::signal::Signal;
 
 const KEY_ID: &str = "5f0c6a8e-2d1b-4c3a-9e7f-0a1b2c3d4e5f";
@@ -95,9 +95,8 @@ fn start_proxy(dir: &Path, kms_endpoint: &str, run: u32) -> Process {
         &args,
         &dir.join(format!("proxy-{run}.log")),
     );
+    // The proxy binds both sockets before it prints this line.
     proxy.wait_for_stdout_line("listening on ");
-    wait_for_path(&dir.join("kms-relay.sock"), Duration::from_secs(10));
-    wait_for_path(&dir.join("store.sock"), Duration::from_secs(10));
     proxy
 }
 

@@ -378,3 +378,36 @@ async fn sigterm_stops_both_binaries_cleanly() {
     proxy.signal(Signal::SIGTERM);
     assert_eq!(proxy.wait_exit(Duration::from_secs(15)), Some(0));
 }
+
+#[test]
+fn the_enclaves_sockets_are_bound_when_the_proxy_says_it_listens() {
+    // Scripts start the enclave on the proxy's "listening on" line: the log store and the
+    // KMS relay must accept connections from then on, not a moment later.
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = "127.0.0.1:9"; // never contacted here
+    let argv: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--enclave",
+        &format!("unix:{}", dir.path().join("enclave.sock").display()),
+        "--insecure-http",
+        "--kms-relay-listen",
+        &format!("unix:{}", dir.path().join("kms-relay.sock").display()),
+        "--kms-relay-endpoint",
+        upstream,
+        "--kms-relay-allow",
+        upstream,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut proxy = Process::spawn(
+        &binaries().path("parent-proxy"),
+        &ea_tests::with_store_args(dir.path(), &argv),
+        &dir.path().join("proxy.log"),
+    );
+    proxy.wait_for_stdout_line("listening on ");
+    for socket in ["store.sock", "kms-relay.sock"] {
+        std::os::unix::net::UnixStream::connect(dir.path().join(socket))
+            .unwrap_or_else(|e| panic!("{socket} is not accepting connections yet: {e}"));
+    }
+}

@@ -275,15 +275,21 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-/// Binds `address` (see [`bind_with_retry`]) and serves it until `shutdown`.
+/// Serves until `shutdown`, on `bound` if the start-up bind succeeded, else on `address`
+/// once it can be bound (see [`bind_with_retry`]).
 pub async fn run(
     address: Address,
+    bound: Option<Listener>,
     service: StoreService,
     limits: ConnectionLimits,
     shutdown: watch::Receiver<bool>,
 ) {
-    let Some(listener) = bind_with_retry(&address, "log store", &shutdown).await else {
-        return;
+    let listener = match bound {
+        Some(listener) => listener,
+        None => match bind_with_retry(&address, "log store", &shutdown).await {
+            Some(listener) => listener,
+            None => return,
+        },
     };
     tracing::info!(%address, "log store listening");
     serve(listener, service, limits, shutdown).await;

@@ -1,6 +1,11 @@
 //! Request signatures on this machine: signing (clients), ring's verification (the rule),
 //! verification through a key's precomputed table (the enclave's hot path), and building a
 //! table. `cargo bench -p ea-protocol --bench signatures`
+#![allow(
+    clippy::expect_used,
+    missing_docs,
+    reason = "benchmark harness: inputs are built here and a failure should stop the run"
+)]
 use criterion::{criterion_group, criterion_main, Criterion};
 use ea_protocol::key_tables::KeyTables;
 use ea_protocol::signed::{RequestSigner, SignatureAlgorithm};
