@@ -10,12 +10,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ea_audit::receipt::{verify_receipt, ReceiptError};
 use ea_audit::record::Record;
-use ea_ledger::{Answer, ErrorReply, Operation, Reply};
+use ea_ledger::{check_answer_against_records, Answer, ErrorReply, Operation, Reply};
 use ea_protocol::signed::encode_signed_request;
 
 use crate::client::{ApiClient, EndpointArgs};
@@ -116,16 +116,6 @@ pub async fn check(
     request: &[u8],
     reply: &Reply,
 ) -> anyhow::Result<()> {
-    let recorded = matches!(
-        reply.result,
-        Answer::Applied { .. }
-            | Answer::Pending { .. }
-            | Answer::Voted { .. }
-            | Answer::Denied { .. }
-    );
-    if recorded && reply.records.is_empty() {
-        bail!("the answer says the request was recorded, but carries no record of it");
-    }
     if let Some(first) = reply.records.first() {
         let record =
             Record::from_bytes(&first.record).context("the reply's record does not decode")?;
@@ -135,6 +125,7 @@ pub async fn check(
             record.seq
         );
     }
+    let mut records = Vec::with_capacity(reply.records.len());
     for proof in &reply.records {
         let record =
             Record::from_bytes(&proof.record).context("a record of the reply does not decode")?;
@@ -159,6 +150,19 @@ pub async fn check(
             record.kind,
             record.seq,
             verified.checkpoint().size
+        );
+        records.push(record);
+    }
+    // The receipts prove the records; the answer around them came through the proxy as
+    // it is, so it must say what they say.
+    check_answer_against_records(&reply.result, &records).context(
+        "the answer is not the one the enclave recorded: the proxy altered it, or it is not \
+         the answer to this request",
+    )?;
+    if records.is_empty() && matches!(reply.result, Answer::Decision { .. } | Answer::Flow { .. }) {
+        eprintln!(
+            "govctl: this answer carries no record (decision logging is off), so nothing \
+             proves it came from the enclave"
         );
     }
     Ok(())

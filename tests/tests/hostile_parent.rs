@@ -674,3 +674,112 @@ fn refused_at_start(
     assert_eq!(appends, 0, "a refusing enclave wrote to the store");
     described["error"].as_str().unwrap_or_default().to_owned()
 }
+
+#[test]
+fn govctl_refuses_answers_the_parent_rewrote_around_genuine_receipts() {
+    // The answer's JSON crosses the parent as it is; only its records are proven. A parent
+    // that rewrites the answer (a refusal into a success), corrupts a record, or hands back
+    // another request's answer must not get govctl to print success.
+    let h = HostileDeployment::start(&["admin", "outsider"], policy(), &[], &[]);
+    let d = &h.deployment;
+    let genuine = d
+        .govctl("admin", &["principal", "create", "genuine"])
+        .expect(0);
+    assert!(
+        genuine.stderr.contains("receipt verified"),
+        "{}",
+        genuine.stderr
+    );
+
+    // Rewrites the body of every API answer from the enclave with `forge`.
+    let rewrite = |forge: fn(&mut Value) -> bool| {
+        h.api.set(move |frame| {
+            if frame.from == Side::Server {
+                if let Some(envelope) = frame.decode::<EnclaveResponse>() {
+                    if let EnclaveResponse::Api { body, .. } = &envelope.body {
+                        let mut json: Value = serde_json::from_slice(body).unwrap();
+                        if forge(&mut json) {
+                            let forged = EnclaveResponse::Api {
+                                status: 200,
+                                body: ByteBuf::from(serde_json::to_vec(&json).unwrap()),
+                            };
+                            return Action::Replace(message(envelope.id, &forged));
+                        }
+                    }
+                }
+            }
+            Action::Forward
+        });
+    };
+    let refused = |user: &str, id: &str, why: &str| {
+        let gov = d.govctl(user, &["principal", "create", id]);
+        assert_ne!(gov.code, Some(0), "govctl printed success: {}", gov.stdout);
+        assert!(
+            gov.stderr.contains(why),
+            "expected {why:?} in govctl's error: {}",
+            gov.stderr
+        );
+        assert!(!gov.stdout.contains("\"applied\""), "{}", gov.stdout);
+    };
+
+    // The outsider's request is refused and recorded as such; the parent says "applied".
+    rewrite(|json| {
+        if json["result"]["outcome"] != "denied" {
+            return false;
+        }
+        json["result"] = json!({"outcome": "applied", "command": "createPrincipal", "events": []});
+        true
+    });
+    refused(
+        "outsider",
+        "forged-success",
+        "the answer is not the one the enclave recorded",
+    );
+
+    // One byte of the record changed: its receipt no longer proves it.
+    rewrite(|json| {
+        let Some(record) = json["records"][0]["record"].as_str() else {
+            return false;
+        };
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut bytes = engine.decode(record).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        json["records"][0]["record"] = json!(engine.encode(bytes));
+        true
+    });
+    refused("admin", "corrupted-record", "record");
+
+    // The genuine answer to one request, handed back for the next.
+    let first_answer = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+    let keep = first_answer.clone();
+    h.api.set(move |frame| {
+        if frame.from == Side::Server {
+            if let Some(envelope) = frame.decode::<EnclaveResponse>() {
+                if let EnclaveResponse::Api { status: 200, body } = &envelope.body {
+                    let mut kept = keep.lock().unwrap();
+                    match kept.as_ref() {
+                        None => *kept = Some(body.to_vec()),
+                        Some(old) => {
+                            let replayed = EnclaveResponse::Api {
+                                status: 200,
+                                body: ByteBuf::from(old.clone()),
+                            };
+                            return Action::Replace(message(envelope.id, &replayed));
+                        }
+                    }
+                }
+            }
+        }
+        Action::Forward
+    });
+    d.govctl("admin", &["principal", "create", "first"])
+        .expect(0);
+    refused("admin", "second", "does not carry this request");
+
+    // An honest parent again: govctl goes back to printing success.
+    h.api.faithful();
+    d.govctl("admin", &["principal", "create", "after-forgeries"])
+        .expect(0);
+}

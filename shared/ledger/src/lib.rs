@@ -60,6 +60,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod agreement;
 mod answer;
 mod attested;
 mod directory;
@@ -70,6 +71,7 @@ mod query;
 mod records;
 mod reply;
 
+pub use agreement::{check_answer_against_records, AnswerMismatch};
 pub use answer::{status_of, Answer, ReadResult, Resource};
 pub use attested::DocumentChecker;
 pub use directory::{key_status, verification_key, Authenticated, Directory, KeyStatus};

@@ -412,3 +412,131 @@ fn genesis_must_let_someone_act() {
     let error = Genesis::from_json(r#"{"version": 1}"#).unwrap_err();
     assert!(error.to_string().contains("missing field"), "{error}");
 }
+
+#[test]
+fn every_answer_agrees_with_its_records_and_a_rewritten_answer_does_not() {
+    use ea_ledger::check_answer_against_records as check;
+    let w = world();
+    let mut run = Run::new(&genesis(&w, true));
+    // Sends, and returns the answer with the records it wrote; they must agree.
+    let send = |run: &mut Run, bytes: Vec<u8>| {
+        let before = run.records.len();
+        let answer = run.send(&bytes, NOW).unwrap();
+        let records = run.records[before..].to_vec();
+        check(&answer, &records).unwrap_or_else(|e| panic!("{answer:?}: {e}"));
+        (answer, records)
+    };
+    let enclave = json!({"createVirtualEnclave": {"id": "/communities/c1/virtualEnclaves/e1", "addressSpace": "10.1.0.0/16"}});
+    let (denied, denied_records) = send(&mut run, w.reader.sign(&submit(enclave.clone()), NOW));
+    let (pending, pending_records) = send(&mut run, w.alice.sign(&submit(enclave), NOW));
+    let Answer::Pending { approval } = &pending else {
+        panic!("{pending:?}")
+    };
+    let approve = submit(json!({"approve": {"id": approval.id.as_str()}}));
+    let (voted, voted_records) = send(&mut run, w.approver.sign(&approve, NOW));
+    assert_eq!(voted_records.len(), 2);
+    let principal = submit(json!({"createPrincipal": {"id": "bob", "type": "User"}}));
+    let (applied, applied_records) = send(&mut run, w.admin.sign(&principal, NOW));
+    let check_op = Operation::Check {
+        principal: None,
+        operation: "Microsoft.Mission/virtualEnclaves/write".into(),
+        scope: "/communities/c1/virtualEnclaves/e1".parse().unwrap(),
+        data_action: false,
+    };
+    let (decision, decision_records) = send(&mut run, w.reader.sign(&check_op, NOW));
+    let (read, read_records) = send(
+        &mut run,
+        w.reader.sign(&Operation::Read(Query::RoleDefinitions), NOW),
+    );
+    assert!(read_records.is_empty());
+
+    // What a parent could make of them, keeping the genuine records and receipts.
+    let Answer::Applied { command, events } = &applied else {
+        panic!("{applied:?}")
+    };
+    let refused = |answer: &Answer, records: &[Record]| {
+        let error = check(answer, records).expect_err("a rewritten answer passed");
+        eprintln!("refused as it should: {error}");
+    };
+    // A refusal turned into a success.
+    refused(
+        &Answer::Applied {
+            command: "createVirtualEnclave".into(),
+            events: Vec::new(),
+        },
+        &denied_records,
+    );
+    // A success with other effects than those recorded.
+    refused(
+        &Answer::Applied {
+            command: command.clone(),
+            events: events[..events.len() - 1].to_vec(),
+        },
+        &applied_records,
+    );
+    refused(
+        &Answer::Applied {
+            command: "deletePrincipal".into(),
+            events: events.clone(),
+        },
+        &applied_records,
+    );
+    // A check's deny turned into an allow.
+    let Answer::Decision {
+        principal,
+        operation,
+        scope,
+        decision: verdict,
+    } = &decision
+    else {
+        panic!("{decision:?}")
+    };
+    assert!(!verdict.allowed, "a reader may not create enclaves");
+    let mut flipped = verdict.clone();
+    flipped.allowed = true;
+    refused(
+        &Answer::Decision {
+            principal: principal.clone(),
+            operation: operation.clone(),
+            scope: scope.clone(),
+            decision: flipped,
+        },
+        &decision_records,
+    );
+    // Another request's records, or none, or too many.
+    refused(&applied, &denied_records);
+    refused(&pending, &applied_records);
+    refused(&voted, &voted_records[..1]);
+    refused(&applied, &[]);
+    refused(&denied, &[]);
+    refused(&read, &applied_records);
+    refused(
+        &applied,
+        &[applied_records.clone(), decision_records.clone()].concat(),
+    );
+    // A denial with another code.
+    let Answer::Denied {
+        code,
+        message,
+        refusal,
+    } = &denied
+    else {
+        panic!("{denied:?}")
+    };
+    assert_eq!(code, "not_authorized");
+    refused(
+        &Answer::Denied {
+            code: "approval_required".into(),
+            message: message.clone(),
+            refusal: refusal.clone(),
+        },
+        &denied_records,
+    );
+    // The pending answer for another approval.
+    let Answer::Pending { approval } = &pending else {
+        panic!()
+    };
+    let mut other = approval.clone();
+    other.id = serde_json::from_value(json!("00000000-0000-4000-8000-000000000000")).unwrap();
+    refused(&Answer::Pending { approval: other }, &pending_records);
+}
