@@ -47,7 +47,8 @@ impl Clients {
         })
     }
 
-    fn create_principal(&self, id: &str) -> Vec<u8> {
+    /// A signed request creating principal `id`.
+    pub fn create_principal(&self, id: &str) -> Vec<u8> {
         let operation = Operation::Submit {
             command: Box::new(
                 serde_json::from_value(json!({"createPrincipal": {"id": id, "type": "User"}}))

@@ -262,6 +262,46 @@ fn batches_never_exceed_max_batch_and_nothing_is_lost() {
 }
 
 #[test]
+fn a_decision_queue_of_one_is_backpressure_not_failure() {
+    // Clients against a decision loop that takes one request at a time: the others wait in
+    // their connections, none is refused, and everything acknowledged is in the log.
+    let d = Deployment::start_with(
+        &["admin", "alice"],
+        policy(),
+        json!({}),
+        &["--decision-queue", "1"],
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients = Clients::of(&d, "admin");
+    let http = reqwest::Client::new();
+    let burst: Vec<u16> = runtime.block_on(async {
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..32 {
+            let request = clients.create_principal(&format!("burst-{i}"));
+            let send = http
+                .post(format!("{}/v1/requests", clients.url))
+                .header("content-type", "application/cbor")
+                .body(request)
+                .send();
+            sends.spawn(async move { send.await.map_or(0, |r| r.status().as_u16()) });
+        }
+        sends.join_all().await
+    });
+    assert!(burst.iter().all(|&status| status == 200), "{burst:?}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let streaming = runtime.spawn(stream(clients, 8, stop.clone()));
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged = runtime.block_on(streaming).unwrap();
+    assert!(acknowledged.len() > 10, "{}", acknowledged.len());
+    check_after_faults(&d, "admin", &acknowledged);
+}
+
+#[test]
 fn one_request_in_flight_per_enclave_connection_is_backpressure_not_failure() {
     let d = Deployment::start_with(
         &["admin", "alice"],
