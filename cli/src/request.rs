@@ -161,8 +161,8 @@ pub async fn check(
     )?;
     if records.is_empty() && matches!(reply.result, Answer::Decision { .. } | Answer::Flow { .. }) {
         eprintln!(
-            "govctl: this answer carries no record (decision logging is off), so nothing \
-             proves it came from the enclave"
+            "govctl: this answer carries no record, so nothing proves it came from the \
+             enclave (expected only if the genesis turned decision logging off)"
         );
     }
     Ok(())
