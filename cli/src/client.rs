@@ -68,15 +68,7 @@ impl ApiClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
+        let response = self.post(self.url(path)?, content_type, body).await?;
         let status = response.status();
         let body = response
             .json()
@@ -98,20 +90,29 @@ impl ApiClient {
         url: &reqwest::Url,
         body: Vec<u8>,
     ) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
-        let response = self
-            .http
-            .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/cbor")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
+        let response = self.post(url.clone(), "application/cbor", body).await?;
         let status = response.status();
         let body = response
             .bytes()
             .await
             .with_context(|| format!("reading the answer to POST {url}"))?;
         Ok((status, body.into()))
+    }
+
+    async fn post(
+        &self,
+        url: reqwest::Url,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let context = format!("POST {url}");
+        self.http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .context(context)
     }
 
     /// POSTs a signed request's envelope (CBOR).

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ea_protocol::{Address, Listener, Stream};
 use tokio::sync::watch;
 
-use crate::listen::{accept_until_shutdown, bind_with_retry};
+use crate::listen::{accept_until_shutdown, bound_or_retry};
 
 /// Connections relayed at once; the enclave opens one per KMS call.
 const MAX_CONNECTIONS: usize = 32;
@@ -192,12 +192,8 @@ pub async fn run(
     upstream: Endpoint,
     shutdown: watch::Receiver<bool>,
 ) {
-    let listener = match bound {
-        Some(listener) => listener,
-        None => match bind_with_retry(&listen, "KMS relay", &shutdown).await {
-            Some(listener) => listener,
-            None => return,
-        },
+    let Some(listener) = bound_or_retry(bound, &listen, "KMS relay", &shutdown).await else {
+        return;
     };
     tracing::info!(%listen, %upstream, "KMS relay listening");
     serve(listener, upstream, shutdown).await;

@@ -53,6 +53,20 @@ pub async fn bind_at_start(address: &Address, what: &'static str) -> Option<List
     }
 }
 
+/// `bound` if the start-up bind succeeded, else `address` once [`bind_with_retry`] binds it;
+/// `None` if `shutdown` turns true first.
+pub async fn bound_or_retry(
+    bound: Option<Listener>,
+    address: &Address,
+    what: &'static str,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<Listener> {
+    match bound {
+        Some(listener) => Some(listener),
+        None => bind_with_retry(address, what, shutdown).await,
+    }
+}
+
 /// Accepts connections on `listener` until `shutdown` turns true, at most `max_connections`
 /// at once (a further one waits unaccepted), each handled by the task `handle` makes.
 /// Returns the connections still running, for the caller to wait for or to drop (which

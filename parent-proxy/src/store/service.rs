@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::{page_len, SharedLogStore, StoreError};
 use crate::credentials::CredentialsSource;
-use crate::listen::{accept_until_shutdown, bind_with_retry};
+use crate::listen::{accept_until_shutdown, bound_or_retry};
 
 /// Bytes of a reply frame that are not record or note bytes: the envelope and the message
 /// around the list (a generous bound; the CBOR headers are a few bytes each).
@@ -276,7 +276,7 @@ pub async fn serve(
 }
 
 /// Serves until `shutdown`, on `bound` if the start-up bind succeeded, else on `address`
-/// once it can be bound (see [`bind_with_retry`]).
+/// once it can be bound (see [`crate::listen::bind_with_retry`]).
 pub async fn run(
     address: Address,
     bound: Option<Listener>,
@@ -284,12 +284,8 @@ pub async fn run(
     limits: ConnectionLimits,
     shutdown: watch::Receiver<bool>,
 ) {
-    let listener = match bound {
-        Some(listener) => listener,
-        None => match bind_with_retry(&address, "log store", &shutdown).await {
-            Some(listener) => listener,
-            None => return,
-        },
+    let Some(listener) = bound_or_retry(bound, &address, "log store", &shutdown).await else {
+        return;
     };
     tracing::info!(%address, "log store listening");
     serve(listener, service, limits, shutdown).await;
