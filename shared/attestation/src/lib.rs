@@ -9,6 +9,9 @@
 //!   mode, then the caller's PCRs, `public_key`, `user_data`, `nonce` and maximum age. It is a
 //!   pure function: the time is an argument. Only it makes a [`Verified`] document.
 //! - [`parse_unverified`] reads a document without checking anything, for display.
+//! - [`TrustRoot::insecure_qemu_unsigned`] is the one insecure mode: it accepts the unsigned
+//!   documents of QEMU's `nitro-enclave` machine (and only those), for booting the real image
+//!   under QEMU. Every other root refuses them with [`VerifyError::UnsignedQemuDocument`].
 //!
 //! ```
 //! use ea_attestation::{verify, Measurements, MockNsm, MockNsmConfig, Nsm, VerifyOptions};
@@ -43,6 +46,8 @@ mod document;
 pub mod limits;
 mod nsm;
 mod root;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod timestamp;
 mod verify;
 mod x509;

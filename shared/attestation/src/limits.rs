@@ -27,3 +27,9 @@ pub const PCR_COUNT: u16 = 32;
 pub const PCR_LEN: usize = 48;
 /// Length of an ES384 COSE signature (`r || s`, 48 bytes each).
 pub const ES384_SIGNATURE_LEN: usize = 96;
+/// Length of the placeholder signature of QEMU's unsigned documents (64 zero bytes: QEMU's
+/// `nitro-enclave` NSM signs nothing). Accepted only in the insecure QEMU mode.
+pub const QEMU_UNSIGNED_SIGNATURE_LEN: usize = 64;
+/// Length of the placeholder `certificate` and single `cabundle` entry of QEMU's unsigned
+/// documents (64 zero bytes each).
+pub const QEMU_PLACEHOLDER_CERTIFICATE_LEN: usize = 64;

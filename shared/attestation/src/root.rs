@@ -3,6 +3,12 @@
 //! The AWS Nitro Enclaves Root-G1 certificate is embedded in the crate and its SHA-256
 //! fingerprint is checked against the value AWS publishes every time it is loaded. Any other
 //! root (the mock NSM's) is used only when the caller hands it over explicitly.
+//!
+//! One "root" is no certificate at all: [`TrustRoot::insecure_qemu_unsigned`] selects the
+//! insecure QEMU mode, in which the verifier accepts only the unsigned documents of QEMU's
+//! `nitro-enclave` machine. It lives here, rather than as a verifier switch, so that it
+//! travels through every caller's existing root plumbing and a caller can never hold a real
+//! root and the QEMU mode at once.
 
 use std::fmt;
 
@@ -57,23 +63,61 @@ pub enum RootKind {
     AwsNitroRootG1,
     /// A root the caller supplied (the mock NSM's, in tests and local runs).
     Explicit,
+    /// No root: the insecure QEMU mode ([`TrustRoot::insecure_qemu_unsigned`]). Documents are
+    /// unsigned and prove nothing about hardware or about who wrote them.
+    InsecureQemuUnsigned,
 }
 
-/// A pinned root certificate: self-signed, a CA, ECDSA P-384.
+impl RootKind {
+    /// A stable kebab-case name, for JSON, logs and trust files.
+    pub fn name(self) -> &'static str {
+        match self {
+            RootKind::AwsNitroRootG1 => "aws-nitro-enclaves-root-g1",
+            RootKind::Explicit => "explicit",
+            RootKind::InsecureQemuUnsigned => "insecure-qemu-unsigned",
+        }
+    }
+}
+
+impl fmt::Display for RootKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the verifier anchors a document to.
+#[derive(Clone)]
+pub(crate) enum Anchor {
+    /// A pinned certificate: the chain must end at it, and the COSE signature must verify.
+    Certificate {
+        cert: CertInfo,
+        fingerprint: [u8; 32],
+    },
+    /// Nothing: only QEMU's unsigned shape is accepted, and nothing about it is proven.
+    InsecureQemuUnsigned,
+}
+
+/// A pinned root certificate (self-signed, a CA, ECDSA P-384), or the insecure QEMU mode.
 #[derive(Clone)]
 pub struct TrustRoot {
-    pub(crate) cert: CertInfo,
-    fingerprint: [u8; 32],
+    pub(crate) anchor: Anchor,
     kind: RootKind,
 }
 
 impl fmt::Debug for TrustRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrustRoot")
-            .field("kind", &self.kind)
-            .field("subject", &self.cert.subject.to_string())
-            .field("sha256", &hex::encode(self.fingerprint))
-            .finish()
+        match &self.anchor {
+            Anchor::Certificate { cert, fingerprint } => f
+                .debug_struct("TrustRoot")
+                .field("kind", &self.kind)
+                .field("subject", &cert.subject.to_string())
+                .field("sha256", &hex::encode(fingerprint))
+                .finish(),
+            Anchor::InsecureQemuUnsigned => f
+                .debug_struct("TrustRoot")
+                .field("kind", &self.kind)
+                .finish(),
+        }
     }
 }
 
@@ -128,10 +172,27 @@ impl TrustRoot {
             return Err(TrustRootError::NotSelfSigned);
         }
         Ok(Self {
-            fingerprint: Sha256::digest(der).into(),
-            cert,
+            anchor: Anchor::Certificate {
+                fingerprint: Sha256::digest(der).into(),
+                cert,
+            },
             kind,
         })
+    }
+
+    /// **Insecure.** No root at all: the verifier then accepts only the unsigned documents of
+    /// QEMU's `nitro-enclave` machine (protected header `{1: -1}`, a 64-byte zero signature, a
+    /// 64-byte zero `certificate`, a `cabundle` of one 64-byte zero entry) and refuses signed
+    /// ones. Bounded parsing, debug mode, pinned PCRs, `public_key`, `user_data`, `nonce` and
+    /// age are still checked, but anyone can write such a document: it proves nothing about
+    /// the hardware, the image or who produced it. For booting the real enclave image under
+    /// QEMU during development only; a normal root refuses these documents with
+    /// [`crate::VerifyError::UnsignedQemuDocument`].
+    pub fn insecure_qemu_unsigned() -> Self {
+        Self {
+            anchor: Anchor::InsecureQemuUnsigned,
+            kind: RootKind::InsecureQemuUnsigned,
+        }
     }
 
     /// Which root this is.
@@ -139,19 +200,37 @@ impl TrustRoot {
         self.kind
     }
 
-    /// SHA-256 of the root's DER.
+    /// True in the insecure QEMU mode ([`TrustRoot::insecure_qemu_unsigned`]): callers warn
+    /// on every use.
+    pub fn is_insecure_qemu_unsigned(&self) -> bool {
+        self.kind == RootKind::InsecureQemuUnsigned
+    }
+
+    /// SHA-256 of the root's DER; all zero in the insecure QEMU mode, which has no root.
     pub fn fingerprint_sha256(&self) -> [u8; 32] {
-        self.fingerprint
+        match &self.anchor {
+            Anchor::Certificate { fingerprint, .. } => *fingerprint,
+            Anchor::InsecureQemuUnsigned => [0; 32],
+        }
     }
 
-    /// The root's subject, RFC 4514 style.
+    /// The root's subject, RFC 4514 style; in the insecure QEMU mode, a sentence saying that
+    /// there is none.
     pub fn subject(&self) -> String {
-        self.cert.subject.to_string()
+        match &self.anchor {
+            Anchor::Certificate { cert, .. } => cert.subject.to_string(),
+            Anchor::InsecureQemuUnsigned => {
+                "none (insecure QEMU mode: unsigned documents accepted)".to_owned()
+            }
+        }
     }
 
-    /// The root certificate, DER.
+    /// The root certificate, DER; empty in the insecure QEMU mode.
     pub fn der(&self) -> &[u8] {
-        &self.cert.der
+        match &self.anchor {
+            Anchor::Certificate { cert, .. } => &cert.der,
+            Anchor::InsecureQemuUnsigned => &[],
+        }
     }
 }
 
@@ -177,6 +256,20 @@ mod tests {
             TrustRoot::from_der(&der).unwrap().kind(),
             RootKind::AwsNitroRootG1
         );
+    }
+
+    #[test]
+    fn the_qemu_mode_has_no_root_and_says_so() {
+        let root = TrustRoot::insecure_qemu_unsigned();
+        assert_eq!(root.kind(), RootKind::InsecureQemuUnsigned);
+        assert!(root.is_insecure_qemu_unsigned());
+        assert!(!TrustRoot::aws_nitro_root_g1()
+            .unwrap()
+            .is_insecure_qemu_unsigned());
+        assert_eq!(root.fingerprint_sha256(), [0; 32]);
+        assert!(root.der().is_empty());
+        assert!(root.subject().contains("insecure QEMU mode"));
+        assert_eq!(root.kind().to_string(), "insecure-qemu-unsigned");
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub enum ParseError {
         /// The array length found.
         len: u64,
     },
-    /// The protected header is not exactly `{1: -35}` (alg: ES384), as the NSM writes it.
-    #[error("protected header is not {{1: -35}} (ES384)")]
+    /// The protected header is neither exactly `{1: -35}` (alg: ES384), as the NSM writes it,
+    /// nor exactly `{1: -1}`, as QEMU's unsigned `nitro-enclave` NSM writes it.
+    #[error("protected header is neither {{1: -35}} (ES384) nor QEMU's unsigned {{1: -1}}")]
     UnsupportedProtectedHeader,
     /// The NSM leaves the unprotected header empty.
     #[error("unprotected header must be an empty map, this one has {entries} entries")]

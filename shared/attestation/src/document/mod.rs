@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use encode::encode_payload;
 pub use error::ParseError;
-pub(crate) use parse::{parse_cose, parse_payload};
+pub(crate) use parse::{parse_cose, parse_payload, Envelope};
 
 /// The PCRs that are all zero in a debug-mode enclave (PCR8 too, when the image is unsigned).
 pub const DEBUG_MODE_PCRS: [u16; 3] = [0, 1, 2];
@@ -74,7 +74,7 @@ impl AttestationDocument {
 /// [`crate::verify`].
 ///
 /// Parsing is bounded (see [`crate::limits`]) and accepts an untagged COSE_Sign1 or one with
-/// tag 18.
+/// tag 18, signed (ES384) or QEMU's unsigned shape alike: the parser only reads.
 pub fn parse_unverified(document: &[u8]) -> Result<AttestationDocument, ParseError> {
     let cose = parse_cose(document)?;
     parse_payload(cose.payload)

@@ -10,11 +10,15 @@ use crate::cbor::Reader;
 use crate::limits::{
     ES384_SIGNATURE_LEN, MAX_CABUNDLE_LEN, MAX_CERTIFICATE_LEN, MAX_DOCUMENT_LEN,
     MAX_MODULE_ID_LEN, MAX_NONCE_LEN, MAX_PAYLOAD_LEN, MAX_PUBLIC_KEY_LEN, MAX_USER_DATA_LEN,
-    PCR_COUNT, PCR_LEN,
+    PCR_COUNT, PCR_LEN, QEMU_UNSIGNED_SIGNATURE_LEN,
 };
 
 /// The protected header the NSM writes: the map `{1: -35}` (alg: ES384).
 pub(crate) const ES384_PROTECTED_HEADER: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
+/// The protected header QEMU's `nitro-enclave` NSM writes: the map `{1: -1}`, an `alg` that
+/// names no signature algorithm, because QEMU signs nothing (`hw/virtio/virtio-nsm.c`,
+/// `add_protected_header_to_cose`).
+pub(crate) const QEMU_UNSIGNED_PROTECTED_HEADER: [u8; 3] = [0xa1, 0x01, 0x20];
 /// CBOR tag of COSE_Sign1 (RFC 9052).
 const COSE_SIGN1_TAG: u64 = 18;
 /// Longest payload key we read; the longest defined one, "certificate", has 11 bytes.
@@ -22,11 +26,24 @@ const MAX_KEY_LEN: u64 = 32;
 /// Longest `digest` value we read.
 const MAX_DIGEST_NAME_LEN: u64 = 16;
 
+/// Which of the two envelopes a document has. The parser reads both so that a QEMU document
+/// can be named as what it is (and displayed); only the verifier decides whether to accept
+/// it, and it accepts [`Envelope::QemuUnsigned`] only in the insecure QEMU mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Envelope {
+    /// `{1: -35}` and a 96-byte ES384 signature: the Nitro NSM and the mock NSM.
+    Es384,
+    /// `{1: -1}` and a 64-byte placeholder signature: QEMU's `nitro-enclave` NSM, unsigned.
+    QemuUnsigned,
+}
+
 /// The signed content of a COSE_Sign1 whose envelope passed the checks, borrowed from the
-/// input. (The signature itself is verified by the COSE library, over the same bytes.)
+/// input. (An ES384 signature itself is verified by the COSE library, over the same bytes.)
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CoseSign1Ref<'a> {
+    pub(crate) envelope: Envelope,
     pub(crate) payload: &'a [u8],
+    pub(crate) signature: &'a [u8],
 }
 
 fn bounded_bytes<'a>(
@@ -54,8 +71,8 @@ fn check_len(field: &'static str, len: u64, min: usize, max: usize) -> Result<()
 }
 
 /// Splits a COSE_Sign1 (untagged, or with tag 18) into its parts and checks the envelope:
-/// protected header exactly `{1: -35}`, unprotected header empty, a 96-byte signature, no
-/// trailing bytes.
+/// protected header exactly `{1: -35}` with a 96-byte signature, or exactly QEMU's `{1: -1}`
+/// with a 64-byte one; unprotected header empty; no trailing bytes.
 pub(crate) fn parse_cose(document: &[u8]) -> Result<CoseSign1Ref<'_>, ParseError> {
     if document.len() > MAX_DOCUMENT_LEN {
         return Err(ParseError::DocumentTooLarge {
@@ -81,9 +98,13 @@ pub(crate) fn parse_cose(document: &[u8]) -> Result<CoseSign1Ref<'_>, ParseError
     }
 
     let protected = bounded_bytes(&mut reader, "protected header", 0, 64)?;
-    if protected != ES384_PROTECTED_HEADER {
+    let (envelope, signature_len) = if protected == ES384_PROTECTED_HEADER {
+        (Envelope::Es384, ES384_SIGNATURE_LEN)
+    } else if protected == QEMU_UNSIGNED_PROTECTED_HEADER {
+        (Envelope::QemuUnsigned, QEMU_UNSIGNED_SIGNATURE_LEN)
+    } else {
         return Err(ParseError::UnsupportedProtectedHeader);
-    }
+    };
     let entries = reader
         .map_len()
         .map_err(ParseError::cbor("unprotected header"))?;
@@ -91,19 +112,18 @@ pub(crate) fn parse_cose(document: &[u8]) -> Result<CoseSign1Ref<'_>, ParseError
         return Err(ParseError::UnprotectedHeaderNotEmpty { entries });
     }
     let payload = bounded_bytes(&mut reader, "payload", 1, MAX_PAYLOAD_LEN)?;
-    bounded_bytes(
-        &mut reader,
-        "signature",
-        ES384_SIGNATURE_LEN,
-        ES384_SIGNATURE_LEN,
-    )?;
+    let signature = bounded_bytes(&mut reader, "signature", signature_len, signature_len)?;
     if reader.remaining() != 0 {
         return Err(ParseError::TrailingBytes {
             field,
             count: reader.remaining(),
         });
     }
-    Ok(CoseSign1Ref { payload })
+    Ok(CoseSign1Ref {
+        envelope,
+        payload,
+        signature,
+    })
 }
 
 /// The payload keys, in the order the NSM writes them.

@@ -6,7 +6,6 @@ use p384::ecdsa::VerifyingKey;
 
 use super::error::{CertPosition, VerifyError};
 use crate::document::AttestationDocument;
-use crate::root::TrustRoot;
 use crate::timestamp::UnixMillis;
 use crate::x509::CertInfo;
 
@@ -18,10 +17,10 @@ pub(crate) struct ChainOutcome {
 
 /// Checks, in order: each certificate on its own; that each is named and signed by the next
 /// up to the pinned root; validity at `at` (the root's too); basicConstraints, pathLen and
-/// keyUsage for each role. Returns the leaf's key.
+/// keyUsage for each role. Returns the leaf's key. `root` is the pinned root certificate.
 pub(crate) fn check_chain(
     doc: &AttestationDocument,
-    root: &TrustRoot,
+    root: &CertInfo,
     at: u64,
 ) -> Result<ChainOutcome, VerifyError> {
     // [leaf, cabundle[n-1], ..., cabundle[1]]; cabundle[0] is skipped on purpose.
@@ -55,15 +54,15 @@ pub(crate) fn check_chain(
     }
     // The link to the pinned root.
     if let Some((_, top)) = chain.last() {
-        if !top.issued_by_name(&root.cert) || !top.signed_by(&root.cert) {
+        if !top.issued_by_name(root) || !top.signed_by(root) {
             return Err(VerifyError::UntrustedRoot {
                 issuer: top.issuer.to_string(),
-                root: root.subject(),
+                root: root.subject.to_string(),
             });
         }
     }
 
-    let root_entry = (CertPosition::Root, root.cert.clone());
+    let root_entry = (CertPosition::Root, root.clone());
     for (position, cert) in chain.iter().chain(std::iter::once(&root_entry)) {
         check_validity(*position, cert, at)?;
     }

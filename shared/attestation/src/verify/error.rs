@@ -66,7 +66,8 @@ impl fmt::Debug for MaybeHex {
 }
 
 /// Why a document was refused. Each variant names the check that failed, in the order the
-/// checks run: parse, chain, validity, constraints, signature, debug mode, PCRs, fields, age.
+/// checks run: parse, chain, validity, constraints, signature (or, in the insecure QEMU mode,
+/// the unsigned shape in their place), debug mode, PCRs, fields, age.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum VerifyError {
@@ -159,6 +160,32 @@ pub enum VerifyError {
     /// The COSE library saw a different payload than our parser (a parser differential).
     #[error("COSE decoder and parser disagree on the payload")]
     PayloadDisagreement,
+    /// The document is unsigned, as QEMU's `nitro-enclave` NSM writes it, and the caller
+    /// pinned a real root. Such a document proves nothing; it is accepted only in the insecure
+    /// QEMU mode ([`crate::TrustRoot::insecure_qemu_unsigned`]).
+    #[error(
+        "unsigned document: its protected header is {{1: -1}} and its signature a 64-byte \
+         placeholder, as QEMU's nitro-enclave NSM writes them; it proves nothing about Nitro \
+         hardware and is accepted only in the insecure QEMU mode (--insecure-qemu-attestation)"
+    )]
+    UnsignedQemuDocument,
+    /// In the insecure QEMU mode, a signed (ES384) document: the mode accepts only QEMU's
+    /// unsigned shape, so that it can never stand in for a real root.
+    #[error(
+        "signed (ES384) document, but verification is in the insecure QEMU mode \
+         (--insecure-qemu-attestation), which accepts only QEMU's unsigned documents; verify \
+         signed documents against their root instead"
+    )]
+    SignedDocumentInQemuMode,
+    /// In the insecure QEMU mode, a document with the unsigned envelope whose placeholders are
+    /// not exactly QEMU's.
+    #[error("not QEMU's unsigned document: {field} is not {expected}")]
+    NotQemuShape {
+        /// The field that differs (`signature`, `certificate`, `cabundle`).
+        field: &'static str,
+        /// What QEMU writes there.
+        expected: &'static str,
+    },
     /// PCR0, 1 and 2 are zero and the caller did not allow debug mode.
     #[error("debug mode: PCR0, PCR1 and PCR2 are all zero (enclave started with --debug-mode)")]
     DebugMode,
@@ -238,7 +265,11 @@ impl VerifyError {
             | VerifyError::LeafIsCa => Check::CertificateConstraints,
             VerifyError::BadSignature
             | VerifyError::CoseRejected(_)
-            | VerifyError::PayloadDisagreement => Check::CoseSignature,
+            | VerifyError::PayloadDisagreement
+            | VerifyError::UnsignedQemuDocument => Check::CoseSignature,
+            VerifyError::SignedDocumentInQemuMode | VerifyError::NotQemuShape { .. } => {
+                Check::InsecureQemuShape
+            }
             VerifyError::DebugMode => Check::DebugMode,
             VerifyError::PcrMissing { .. } | VerifyError::PcrMismatch { .. } => Check::Pcrs,
             VerifyError::PublicKeyMismatch { .. } => Check::PublicKey,

@@ -1,8 +1,13 @@
 //! The verifier: every check of SPEC-trust §3, in its order, as one pure function.
+//!
+//! The insecure QEMU mode ([`crate::TrustRoot::insecure_qemu_unsigned`]) runs through the
+//! same function: only the chain and signature checks are replaced by a check of QEMU's exact
+//! unsigned shape; everything after them is shared.
 
 mod chain;
 mod error;
 mod options;
+mod qemu;
 
 use std::fmt;
 use std::ops::Deref;
@@ -14,8 +19,8 @@ pub use error::{CertPosition, Hex, MaybeHex, VerifyError};
 pub use options::{MaxAge, ValidationTime, VerifyOptions};
 
 use crate::cose_keys::{Es384PublicKey, Sha2};
-use crate::document::{parse_cose, parse_payload, AttestationDocument};
-use crate::root::RootKind;
+use crate::document::{parse_cose, parse_payload, AttestationDocument, Envelope};
+use crate::root::{Anchor, RootKind};
 use crate::timestamp::UnixMillis;
 
 /// How far a document's timestamp may be ahead of the caller's `now` before it is refused:
@@ -27,6 +32,9 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 pub enum Check {
     /// Bounded parsing of COSE_Sign1 and the payload.
     Parse,
+    /// Insecure QEMU mode only, in place of every certificate and signature check: the
+    /// document has exactly the unsigned shape of QEMU's `nitro-enclave` NSM. Proves nothing.
+    InsecureQemuShape,
     /// Issuer names and signatures from the leaf up to the pinned root.
     CertificateChain,
     /// Each certificate (and the root) valid at the validation time.
@@ -54,6 +62,7 @@ impl Check {
     pub fn name(self) -> &'static str {
         match self {
             Check::Parse => "parse",
+            Check::InsecureQemuShape => "insecure_qemu_unsigned_shape",
             Check::CertificateChain => "certificate_chain",
             Check::CertificateValidity => "certificate_validity",
             Check::CertificateConstraints => "certificate_constraints",
@@ -81,11 +90,12 @@ pub struct VerificationReport {
     pub checks: Vec<Check>,
     /// The moment the certificates were checked at.
     pub validated_at: UnixMillis,
-    /// Which root the chain ended at.
+    /// Which root the chain ended at; [`RootKind::InsecureQemuUnsigned`] when the document
+    /// was accepted unsigned, in the insecure QEMU mode.
     pub root: RootKind,
-    /// SHA-256 of that root.
+    /// SHA-256 of that root (all zero in the insecure QEMU mode).
     pub root_sha256: [u8; 32],
-    /// Certificates in the chain, the pinned root included.
+    /// Certificates in the chain, the pinned root included (0 in the insecure QEMU mode).
     pub chain_len: usize,
     /// The document is a debug-mode one (accepted only because the caller allowed it).
     pub debug_mode: bool,
@@ -129,6 +139,11 @@ impl<T> Deref for Verified<T> {
 /// validity at the validation time; basicConstraints, pathLen, keyUsage; the COSE signature
 /// with the leaf key; debug mode; pinned PCRs; `public_key`, `user_data`, `nonce`; age.
 ///
+/// An unsigned document (QEMU's) is refused with [`VerifyError::UnsignedQemuDocument`] by
+/// every real root. In the insecure QEMU mode the chain and signature checks are replaced by
+/// [`Check::InsecureQemuShape`], signed documents are refused
+/// ([`VerifyError::SignedDocumentInQemuMode`]), and every later check runs as usual.
+///
 /// A pure function: no clock, no I/O, no global state.
 pub fn verify(
     document: &[u8],
@@ -144,15 +159,34 @@ pub fn verify(
         ValidationTime::DocumentTime => doc.timestamp,
         ValidationTime::At(at) => at,
     };
-    let chain = chain::check_chain(&doc, &options.root, at)?;
-    checks.extend([
-        Check::CertificateChain,
-        Check::CertificateValidity,
-        Check::CertificateConstraints,
-    ]);
-
-    check_cose_signature(document, cose.payload, &chain.leaf_key)?;
-    checks.push(Check::CoseSignature);
+    let chain_len = match (&options.root.anchor, cose.envelope) {
+        (Anchor::Certificate { cert, .. }, Envelope::Es384) => {
+            let chain = chain::check_chain(&doc, cert, at)?;
+            checks.extend([
+                Check::CertificateChain,
+                Check::CertificateValidity,
+                Check::CertificateConstraints,
+            ]);
+            check_cose_signature(document, cose.payload, &chain.leaf_key)?;
+            checks.push(Check::CoseSignature);
+            chain.len
+        }
+        // Named apart from every other failure so that whoever meets one knows what it is
+        // and which explicit switch accepts it.
+        (Anchor::Certificate { .. }, Envelope::QemuUnsigned) => {
+            return Err(VerifyError::UnsignedQemuDocument)
+        }
+        // The mode must never stand in for a real root, even for a document that would
+        // verify against one: whoever wants that passes the root.
+        (Anchor::InsecureQemuUnsigned, Envelope::Es384) => {
+            return Err(VerifyError::SignedDocumentInQemuMode)
+        }
+        (Anchor::InsecureQemuUnsigned, Envelope::QemuUnsigned) => {
+            qemu::check_shape(&doc, cose.signature)?;
+            checks.push(Check::InsecureQemuShape);
+            0
+        }
+    };
 
     let debug_mode = doc.is_debug_mode();
     if debug_mode && !options.allow_debug {
@@ -181,7 +215,7 @@ pub fn verify(
             validated_at: UnixMillis(at),
             root: options.root.kind(),
             root_sha256: options.root.fingerprint_sha256(),
-            chain_len: chain.len,
+            chain_len,
             debug_mode,
             pinned_pcrs: options.pcrs.keys().copied().collect(),
             age,
@@ -283,5 +317,7 @@ fn check_age(timestamp: u64, limit: MaxAge) -> Result<Duration, VerifyError> {
     Ok(age)
 }
 
+#[cfg(test)]
+mod qemu_tests;
 #[cfg(test)]
 mod tests;
