@@ -12,10 +12,14 @@
 //! For the enclave's key release through KMS it relays the enclave's TLS connections to
 //! one KMS endpoint ([`kms_relay`]) and hands the enclave the instance role's AWS
 //! credentials ([`credentials`], answered by the store service).
+//!
+//! For an enclave booted under QEMU rather than by nitro-cli, it can also answer the boot
+//! heartbeat that nitro-cli answers on EC2 ([`heartbeat`]).
 
 pub mod api;
 pub mod credentials;
 pub mod error;
+pub mod heartbeat;
 pub mod kms_relay;
 pub mod listen;
 pub mod log_routes;

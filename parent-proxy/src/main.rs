@@ -12,8 +12,8 @@ use ea_protocol::Address;
 use parent_proxy::api::{router, AppState};
 use parent_proxy::credentials::{CredentialsSource, CredentialsSpec, DEFAULT_IMDS_ENDPOINT};
 use parent_proxy::kms_relay::{self, Endpoint};
-use parent_proxy::listen;
 use parent_proxy::store::{service, LogStore, SqliteLogStore};
+use parent_proxy::{heartbeat, listen};
 use parent_proxy::{serve, tls, EnclavePool, HttpLimits, PoolConfig, Transport};
 
 #[derive(Debug, Parser)]
@@ -26,7 +26,9 @@ struct Args {
     /// Address and port of the HTTPS API (port 0 picks a free port; the URL is printed).
     #[arg(long, env = "PROXY_LISTEN", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// The enclave: vsock:<cid>:5000 on EC2, unix:<path> for a local stack.
+    /// The enclave: vsock:<cid>:5000 on EC2; vsock-uds:<uds-path>:5000 for an enclave booted
+    /// under QEMU, whose vsock the host reaches through vhost-device-vsock --uds-path
+    /// <uds-path>; unix:<path> for a local stack.
     #[arg(long, env = "PROXY_ENCLAVE")]
     enclave: Address,
     /// PEM certificate chain for TLS.
@@ -99,6 +101,28 @@ struct Args {
     /// The instance metadata service's base URL.
     #[arg(long, default_value = DEFAULT_IMDS_ENDPOINT)]
     imds_endpoint: String,
+    /// Answers the enclave's boot heartbeat (one byte 0xB7, echoed) here. Only for an enclave
+    /// booted under QEMU: on EC2 nitro-cli answers it on vsock port 9000, but under QEMU the
+    /// guest's heartbeat to CID 2 port 9000 arrives, through vhost-device-vsock --uds-path
+    /// <uds-path>, at the unix socket <uds-path>_9000: give unix:<uds-path>_9000. Off by
+    /// default.
+    #[arg(long, env = "PROXY_ENCLAVE_HEARTBEAT", value_name = "unix:PATH")]
+    enclave_heartbeat: Option<Address>,
+}
+
+/// Refuses a `vsock-uds:` address given where the proxy listens, before anything is bound:
+/// binding it could never succeed, and the background retries would hide that. That socket
+/// is for connecting to the guest; the guest's connections to port P arrive at `<path>_P`.
+fn check_listen_address(flag: &str, address: &Address) -> anyhow::Result<()> {
+    match address {
+        Address::VsockUds { path, port } => bail!(
+            "{flag} {address}: the hybrid vsock socket is for connecting to the enclave; the \
+             enclave's connections to port {port} arrive at {path}_{port}, so give \
+             unix:{path}_{port}",
+            path = path.display()
+        ),
+        Address::Vsock { .. } | Address::Unix(_) | Address::Tcp { .. } => Ok(()),
+    }
 }
 
 #[tokio::main]
@@ -114,6 +138,13 @@ async fn main() -> anyhow::Result<()> {
         ),
         _ => bail!("give --tls-cert and --tls-key, or --insecure-http on a loopback address"),
     };
+    check_listen_address("--store-listen", &args.store_listen)?;
+    if let Some(address) = &args.kms_relay_listen {
+        check_listen_address("--kms-relay-listen", address)?;
+    }
+    if let Some(address) = &args.enclave_heartbeat {
+        check_listen_address("--enclave-heartbeat", address)?;
+    }
     let pool = EnclavePool::new(PoolConfig {
         enclave: args.enclave.clone(),
         size: args.pool_size,
@@ -159,6 +190,17 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 bound,
                 endpoint,
+                store_stopped.clone(),
+            )))
+        }
+        None => None,
+    };
+    let heartbeat_task = match &args.enclave_heartbeat {
+        Some(listen) => {
+            let bound = listen::bind_at_start(listen, "enclave heartbeat").await;
+            Some(tokio::spawn(heartbeat::run(
+                listen.clone(),
+                bound,
                 store_stopped.clone(),
             )))
         }
@@ -210,6 +252,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(relay) = relay_task {
         let _ = tokio::time::timeout(limits.shutdown_grace, relay).await;
+    }
+    if let Some(heartbeat) = heartbeat_task {
+        let _ = tokio::time::timeout(limits.shutdown_grace, heartbeat).await;
     }
     tracing::info!("stopped");
     Ok(())
