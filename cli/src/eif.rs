@@ -6,13 +6,18 @@
 //! - `compare --expected A --actual B` compares two sets of PCRs, each read from an EIF, a
 //!   measurements document, nitro-cli's `build-enclave`/`describe-eif` output, or
 //!   `nitro-cli describe-enclaves` output (a list of running enclaves).
+//! - `ramdisk --list FILE --out FILE` writes a reproducible cpio ramdisk from a
+//!   `gen_init_cpio` list, and `build` assembles kernel, command line and ramdisks into an
+//!   EIF: together, the image builder of `scripts/build-eif-local.sh` (no Docker, no nitro-cli).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use ea_eif::{Description, Eif, Measurements, PcrStatus};
+use ea_eif::ramdisk::Ramdisk;
+use ea_eif::writer::EifBuilder;
+use ea_eif::{BuildInfo, Description, Eif, Measurements, Metadata, PcrStatus};
 
 /// Exit status of `compare` when the PCRs differ (1 is left for errors).
 const EXIT_MISMATCH: u8 = 2;
@@ -53,6 +58,56 @@ enum Command {
         #[arg(long)]
         enclave_name: Option<String>,
     },
+    /// Write a cpio ramdisk (newc, uncompressed) from a list in the kernel's gen_init_cpio
+    /// format: entries sorted by path, owners and modes as listed, one modification time.
+    Ramdisk {
+        /// The list: `dir PATH MODE UID GID`, `file PATH SOURCE MODE UID GID`,
+        /// `nod PATH MODE UID GID c|b MAJOR MINOR`, `slink PATH TARGET MODE UID GID`.
+        #[arg(long)]
+        list: PathBuf,
+        /// Where relative SOURCE paths are taken from (default: the list's directory).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Modification time of every entry, seconds since the epoch.
+        #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+        mtime: u32,
+        /// The ramdisk to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Assemble an EIF from a kernel, its command line and ramdisks (the first is the
+    /// bootstrap, measured into PCR1; the others are the application, PCR2), then print its
+    /// PCRs.
+    Build {
+        /// The kernel image (bzImage on x86_64).
+        #[arg(long)]
+        kernel: PathBuf,
+        /// The kernel command line (measured).
+        #[arg(long)]
+        cmdline: String,
+        /// A ramdisk, in boot order. Repeat: at least two (bootstrap, application).
+        #[arg(long = "ramdisk", required = true)]
+        ramdisks: Vec<PathBuf>,
+        /// Image name recorded in the (unmeasured) metadata section.
+        #[arg(long, default_value = "enclave-approvals")]
+        name: String,
+        /// Image version recorded in the metadata section (e.g. the commit).
+        #[arg(long, default_value = "0")]
+        version: String,
+        /// The kernel's version, recorded in the metadata section.
+        #[arg(long, default_value = "")]
+        kernel_version: String,
+        /// Build time recorded in the metadata section, seconds since the epoch; fixed so that
+        /// the whole file, not only its PCRs, is reproducible.
+        #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+        build_time: i64,
+        /// The EIF to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the measurements document (pcrs.json) here.
+        #[arg(long)]
+        pcrs_out: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -82,8 +137,78 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let actual = load_measurements(&actual, enclave_name.as_deref())?;
             Ok(report(&expected, &actual))
         }
+        Command::Ramdisk {
+            list,
+            from,
+            mtime,
+            out,
+        } => {
+            let text = fs::read_to_string(&list)
+                .with_context(|| format!("reading the list {}", list.display()))?;
+            let base = match from {
+                Some(dir) => dir,
+                None => list.parent().map(Path::to_path_buf).unwrap_or_default(),
+            };
+            let ramdisk = Ramdisk::from_list(&text, &base, mtime)
+                .with_context(|| format!("in {}", list.display()))?;
+            let bytes = ramdisk.to_cpio();
+            fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("govctl: wrote {} ({} bytes)", out.display(), bytes.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build {
+            kernel,
+            cmdline,
+            ramdisks,
+            name,
+            version,
+            kernel_version,
+            build_time,
+            out,
+            pcrs_out,
+        } => {
+            if ramdisks.len() < 2 {
+                bail!(
+                    "give at least two --ramdisk: the bootstrap (init, PCR1) and the application \
+                     (PCR2)"
+                );
+            }
+            let mut builder = EifBuilder::new(read(&kernel)?, cmdline.into_bytes());
+            for ramdisk in &ramdisks {
+                builder = builder.ramdisk(read(ramdisk)?);
+            }
+            let build_time = jiff::Timestamp::from_second(build_time)
+                .with_context(|| format!("build time {build_time}"))?
+                .to_string();
+            let bytes = builder
+                .metadata(Metadata {
+                    image_name: name,
+                    image_version: version,
+                    build: BuildInfo {
+                        build_time,
+                        build_tool: "govctl eif build".into(),
+                        build_tool_version: env!("CARGO_PKG_VERSION").into(),
+                        operating_system: "Linux".into(),
+                        kernel_version,
+                    },
+                    docker_info: serde_json::Value::Null,
+                    custom: serde_json::Value::Null,
+                })
+                .build()
+                .context("assembling the image")?;
+            // Read back through the parser: what is written is what every verifier will read.
+            let json = parse(&out, &bytes)?.measurements().to_json_pretty();
+            fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            if let Some(path) = pcrs_out {
+                fs::write(&path, &json)
+                    .with_context(|| format!("writing measurements to {}", path.display()))?;
+            }
+            print!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
+
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {

@@ -55,6 +55,8 @@ mod image;
 pub mod measure;
 mod measurements;
 mod metadata;
+#[cfg(feature = "writer")]
+pub mod ramdisk;
 mod signature;
 #[cfg(feature = "writer")]
 pub mod writer;
