@@ -69,8 +69,8 @@ struct Args {
     /// KMS region.
     #[arg(long, env = "ENCLAVE_KMS_REGION", required_if_eq("log_key", "kms"))]
     kms_region: Option<String>,
-    /// Where KMS connections go: the parent's relay (vsock:3:8000, the default with the
-    /// device), or tcp:127.0.0.1:<port> for a local KMS (required with --nsm mock).
+    /// Where KMS connections go: the parent's relay (vsock:<parent-cid>:8000, the default with
+    /// the device), or tcp:127.0.0.1:<port> for a local KMS (required with --nsm mock).
     #[arg(long)]
     kms_address: Option<Address>,
     /// KMS host name (TLS server name, Host, SigV4); default kms.<region>.amazonaws.com.
@@ -92,10 +92,15 @@ struct Args {
     /// Connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
-    /// The parent's log store: vsock:3:5001 inside an enclave (CID 3 is the parent, the
-    /// default with --nsm device), unix:<path> off hardware (required with --nsm mock).
+    /// The parent's log store: vsock:<parent-cid>:5001 inside an enclave (the default with
+    /// --nsm device), unix:<path> off hardware (required with --nsm mock).
     #[arg(long, env = "ENCLAVE_STORE")]
     store: Option<Address>,
+    /// The parent's vsock CID, where the log store and the KMS relay are by default: 3 on
+    /// Nitro; 2 under QEMU, whose vhost-device-vsock carries only connections to the host
+    /// (CID 2). The image's init sets ENCLAVE_PARENT_CID from the kernel command line.
+    #[arg(long, env = "ENCLAVE_PARENT_CID", default_value_t = 3)]
+    parent_cid: u32,
     /// How long one call to the log store may take before it counts as failed.
     #[arg(long, default_value_t = 10_000)]
     store_timeout_ms: u64,
@@ -140,10 +145,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let store_address = match (&args.store, args.nsm) {
         (Some(address), _) => address.clone(),
-        (None, NsmChoice::Device) => Address::Vsock {
-            cid: 3,
-            port: ea_protocol::store::DEFAULT_STORE_PORT,
-        },
+        (None, NsmChoice::Device) => ParentAddresses::on(args.parent_cid).store,
         (None, NsmChoice::Mock) => bail!(
             "with --nsm mock, give the parent's log store explicitly (--store unix:<path>): \
              off hardware there is no vsock"
@@ -204,6 +206,34 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The parent's vsock port of its KMS relay (parent-proxy's --kms-relay-listen on EC2).
+const KMS_RELAY_PORT: u32 = 8000;
+
+/// Where the enclave reaches the parent's services when not told otherwise (--nsm device).
+#[derive(Debug, PartialEq, Eq)]
+struct ParentAddresses {
+    /// The log store (and the credentials it hands out).
+    store: Address,
+    /// The relay of the enclave's TLS connections to KMS.
+    kms_relay: Address,
+}
+
+impl ParentAddresses {
+    /// The parent's services on vsock CID `cid` (--parent-cid: 3 on Nitro, 2 under QEMU).
+    fn on(cid: u32) -> Self {
+        Self {
+            store: Address::Vsock {
+                cid,
+                port: ea_protocol::store::DEFAULT_STORE_PORT,
+            },
+            kms_relay: Address::Vsock {
+                cid,
+                port: KMS_RELAY_PORT,
+            },
+        }
+    }
+}
+
 /// The log key's source: KMS (production) or ephemeral.
 fn log_key_source(args: &Args, nsm: Arc<dyn Nsm>, store: &Address) -> anyhow::Result<LogKeySource> {
     if matches!(args.log_key, LogKeyChoice::Ephemeral) {
@@ -217,7 +247,7 @@ fn log_key_source(args: &Args, nsm: Arc<dyn Nsm>, store: &Address) -> anyhow::Re
     };
     let address = match (&args.kms_address, args.nsm) {
         (Some(address), _) => address.clone(),
-        (None, NsmChoice::Device) => Address::Vsock { cid: 3, port: 8000 },
+        (None, NsmChoice::Device) => ParentAddresses::on(args.parent_cid).kms_relay,
         (None, NsmChoice::Mock) => bail!(
             "with --nsm mock and --log-key kms, give --kms-address tcp:127.0.0.1:<port> (a local \
              KMS): off hardware there is no vsock"
@@ -283,5 +313,36 @@ fn open_nsm(args: &Args) -> anyhow::Result<(NsmMode, Arc<dyn Nsm>, TrustRoot)> {
             let root = nsm.trust_root()?;
             Ok((NsmMode::Mock, Arc::new(nsm), root))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test")]
+
+    use super::*;
+
+    #[test]
+    fn the_parent_services_default_to_the_parent_cid() {
+        let nitro = ParentAddresses::on(3);
+        assert_eq!(nitro.store.to_string(), "vsock:3:5001");
+        assert_eq!(nitro.kms_relay.to_string(), "vsock:3:8000");
+        let qemu = ParentAddresses::on(2);
+        assert_eq!(qemu.store.to_string(), "vsock:2:5001");
+        assert_eq!(qemu.kms_relay.to_string(), "vsock:2:8000");
+    }
+
+    #[test]
+    fn the_parent_cid_flag_defaults_to_the_nitro_parent() {
+        // Only when the environment does not set it, as the image's init does.
+        if std::env::var_os("ENCLAVE_PARENT_CID").is_none() {
+            let args = Args::try_parse_from(["enclave-app", "--log-key", "ephemeral"]).unwrap();
+            assert_eq!(args.parent_cid, 3);
+        }
+        let args =
+            Args::try_parse_from(["enclave-app", "--log-key", "ephemeral", "--parent-cid", "2"])
+                .unwrap();
+        assert_eq!(args.parent_cid, 2);
+        assert!(Args::try_parse_from(["enclave-app", "--parent-cid", "-1"]).is_err());
     }
 }
