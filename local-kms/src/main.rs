@@ -36,9 +36,16 @@ struct Args {
     credentials: PathBuf,
     /// PEM root certificate that Recipient attestation documents must chain to (the mock
     /// NSM's root locally; the AWS Nitro root would make it accept real enclaves). Without
-    /// it, requests with a Recipient are refused.
+    /// it (or --insecure-qemu-attestation), requests with a Recipient are refused.
     #[arg(long)]
     attestation_root: Option<PathBuf>,
+    /// INSECURE: accept the unsigned attestation documents of QEMU's nitro-enclave machine
+    /// (and only those) from Recipients, instead of documents chaining to
+    /// --attestation-root. The key policies' PCR conditions still apply, but anyone can write
+    /// such a document: it proves nothing about hardware. For booting the enclave image
+    /// under QEMU only. A flag on purpose: no environment variable, no default.
+    #[arg(long, conflicts_with = "attestation_root")]
+    insecure_qemu_attestation: bool,
     /// Writes the PEM of the CA that issued the TLS certificate here, for clients to trust.
     /// The CA's key is kept beside the state file (`<state>.ca-key.pem`), so a restart keeps
     /// the same CA.
@@ -68,15 +75,24 @@ async fn main() -> anyhow::Result<()> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
 
-    let attestation_root = args
-        .attestation_root
-        .as_ref()
-        .map(|path| -> anyhow::Result<TrustRoot> {
-            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            TrustRoot::from_pem(&pem)
-                .with_context(|| format!("{} is not a root certificate", path.display()))
-        })
-        .transpose()?;
+    let attestation_root = if args.insecure_qemu_attestation {
+        tracing::warn!(
+            "--insecure-qemu-attestation: Recipient attestation documents are accepted UNSIGNED, \
+             as QEMU's nitro-enclave machine writes them; they prove nothing about hardware, and \
+             anyone who can reach this KMS can meet the key policies' PCR conditions"
+        );
+        Some(TrustRoot::insecure_qemu_unsigned())
+    } else {
+        args.attestation_root
+            .as_ref()
+            .map(|path| -> anyhow::Result<TrustRoot> {
+                let pem =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                TrustRoot::from_pem(&pem)
+                    .with_context(|| format!("{} is not a root certificate", path.display()))
+            })
+            .transpose()?
+    };
     let credentials = local_kms::config::read_credentials(&args.credentials)?;
     let keys = KeyStore::open(&args.state)?;
     let kms = Arc::new(LocalKms::new(
@@ -141,4 +157,35 @@ async fn main() -> anyhow::Result<()> {
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUIRED: [&str; 5] = ["local-kms", "--state", "s", "--credentials", "c"];
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        let mut argv = REQUIRED.to_vec();
+        argv.extend_from_slice(&["--ca-out", "ca.pem"]);
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv)
+    }
+
+    #[test]
+    fn the_qemu_mode_is_a_flag_exclusive_with_a_root() {
+        assert!(!parse(&[]).unwrap().insecure_qemu_attestation);
+        assert!(
+            parse(&["--insecure-qemu-attestation"])
+                .unwrap()
+                .insecure_qemu_attestation
+        );
+        let error = parse(&[
+            "--insecure-qemu-attestation",
+            "--attestation-root",
+            "root.pem",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
 }

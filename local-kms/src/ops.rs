@@ -5,7 +5,8 @@
 //! caller's principal ARN and, when the request carries a `Recipient`, the
 //! `kms:RecipientAttestation:*` keys of its attestation document, which must first pass
 //! [`ea_attestation::verify`] against the configured root (at the current time, at most five
-//! minutes old, as KMS requires). With a Recipient the key material leaves only as
+//! minutes old, as KMS requires; or, with `--insecure-qemu-attestation`, QEMU's unsigned
+//! documents through the same verifier). With a Recipient the key material leaves only as
 //! `CiphertextForRecipient` (CMS EnvelopedData to the document's `public_key`, BER with
 //! indefinite lengths and chunked content, as KMS writes it) and never as `Plaintext`.
 
@@ -45,6 +46,8 @@ pub struct Settings {
     /// Account of key ARNs.
     pub account: String,
     /// Root that Recipient attestation documents must chain to; none: Recipients refused.
+    /// [`TrustRoot::insecure_qemu_unsigned`] accepts QEMU's unsigned documents instead
+    /// (`--insecure-qemu-attestation`), and warns at every one.
     pub attestation_root: Option<TrustRoot>,
 }
 
@@ -401,9 +404,18 @@ impl LocalKms {
         )?;
         let root = self.settings.attestation_root.clone().ok_or_else(|| {
             validation(
-                "this local KMS was started without --attestation-root and accepts no Recipient",
+                "this local KMS was started without --attestation-root (or \
+                 --insecure-qemu-attestation) and accepts no Recipient",
             )
         })?;
+        if root.is_insecure_qemu_unsigned() {
+            // At every verification, not only at start: whoever reads the log of one release
+            // must see that it rested on an unsigned document.
+            tracing::warn!(
+                "insecure QEMU mode: checking a Recipient's UNSIGNED attestation document; it \
+                 proves nothing about hardware (--insecure-qemu-attestation)"
+            );
+        }
         // Debug-mode documents are accepted as KMS accepts them: their all-zero PCRs simply
         // fail any policy that pins real ones.
         let options = VerifyOptions::new(root)

@@ -17,7 +17,11 @@ use std::sync::Arc;
 use aws_credential_types::Credentials;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyEncryptionMechanism, RecipientInfo};
-use ea_attestation::{Measurements, MockCaSource, MockNsm, MockNsmConfig, Nsm};
+use ea_attestation::testing::QemuDocument;
+use ea_attestation::{
+    Measurements, MockCaSource, MockNsm, MockNsmConfig, Nsm, NsmDescription, NsmError, PcrState,
+    TrustRoot,
+};
 use ea_kms::cms::{self, RecipientCheck};
 use ea_kms::policy::enclave_key_policy;
 use ea_kms::sigv4::Credential;
@@ -72,11 +76,16 @@ struct Kms {
 
 impl Kms {
     async fn start(dir: tempfile::TempDir, enclave: &MockNsm) -> Kms {
+        Kms::start_with_root(dir, enclave, enclave.trust_root().unwrap()).await
+    }
+
+    /// A local KMS that checks Recipients against `root` instead of `enclave`'s mock root.
+    async fn start_with_root(dir: tempfile::TempDir, enclave: &MockNsm, root: TrustRoot) -> Kms {
         let kms = LocalKms::new(
             Settings {
                 region: REGION.into(),
                 account: ACCOUNT.into(),
-                attestation_root: Some(enclave.trust_root().unwrap()),
+                attestation_root: Some(root),
             },
             KeyStore::open(&dir.path().join("state.json")).unwrap(),
         );
@@ -134,7 +143,7 @@ impl Kms {
         }
     }
 
-    fn release(&self, nsm: Arc<MockNsm>, key_id: &str, credentials: Credentials) -> LogKeyRelease {
+    fn release(&self, nsm: Arc<dyn Nsm>, key_id: &str, credentials: Credentials) -> LogKeyRelease {
         LogKeyRelease::new(
             KmsConfig {
                 address: self.address.clone(),
@@ -567,6 +576,103 @@ async fn a_tls_name_the_certificate_does_not_have_is_refused() {
     assert!(
         text.contains("TLS with kms.eu-west-1.amazonaws.com"),
         "{text}"
+    );
+    kms.stop().await;
+}
+
+/// An NSM that answers as QEMU's nitro-enclave machine does: a mock's PCRs, and attestation
+/// documents that are not signed (`ea_attestation::testing::QemuDocument`).
+struct QemuNsm(Arc<MockNsm>);
+
+impl Nsm for QemuNsm {
+    fn describe_pcr(&self, index: u16) -> Result<PcrState, NsmError> {
+        self.0.describe_pcr(index)
+    }
+    fn extend_pcr(&self, index: u16, data: &[u8]) -> Result<Vec<u8>, NsmError> {
+        self.0.extend_pcr(index, data)
+    }
+    fn lock_pcr(&self, index: u16) -> Result<(), NsmError> {
+        self.0.lock_pcr(index)
+    }
+    fn lock_pcrs(&self, range: u16) -> Result<(), NsmError> {
+        self.0.lock_pcrs(range)
+    }
+    fn describe(&self) -> Result<NsmDescription, NsmError> {
+        self.0.describe()
+    }
+    fn attestation(
+        &self,
+        user_data: Option<&[u8]>,
+        nonce: Option<&[u8]>,
+        public_key: Option<&[u8]>,
+    ) -> Result<Vec<u8>, NsmError> {
+        use ea_attestation::Clock as _;
+        let mut document = QemuDocument::new(
+            ea_attestation::locked_pcrs(self.0.as_ref())?,
+            ea_attestation::SystemClock.now_unix_ms(),
+        );
+        document.user_data = user_data.map(<[u8]>::to_vec);
+        document.nonce = nonce.map(<[u8]>::to_vec);
+        document.public_key = public_key.map(<[u8]>::to_vec);
+        Ok(document.encode())
+    }
+    fn get_random(&self) -> Result<Vec<u8>, NsmError> {
+        self.0.get_random()
+    }
+}
+
+#[tokio::test]
+async fn qemus_unsigned_documents_need_the_insecure_mode_and_still_meet_the_key_policy() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let enclave = nsm(ca_dir.path(), b"enclave image A");
+    let qemu: Arc<dyn Nsm> = Arc::new(QemuNsm(enclave.clone()));
+
+    // By default (a real root, here the mock's): refused, and the refusal says what it is.
+    let kms = Kms::start(tempfile::tempdir().unwrap(), &enclave).await;
+    let error = kms
+        .release(qemu.clone(), LOG_KEY, enclave_credentials())
+        .seal(&[1; 32], &GENESIS, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_code(&error), "ValidationException");
+    let text = error.to_string();
+    assert!(
+        text.contains("unsigned document") && text.contains("--insecure-qemu-attestation"),
+        "{text}"
+    );
+    kms.stop().await;
+
+    // In the insecure QEMU mode the same documents release the key, seal and unseal...
+    let kms = Kms::start_with_root(
+        tempfile::tempdir().unwrap(),
+        &enclave,
+        TrustRoot::insecure_qemu_unsigned(),
+    )
+    .await;
+    let release = kms.release(qemu.clone(), LOG_KEY, enclave_credentials());
+    let seed = [0x5e; 32];
+    let sealed = release.seal(&seed, &GENESIS, 1).await.unwrap();
+    assert_eq!(*release.unseal(&sealed, &GENESIS).await.unwrap(), seed);
+
+    // ...but only to the image the key policy names: another PCR0 is denied.
+    let other: Arc<dyn Nsm> = Arc::new(QemuNsm(nsm(ca_dir.path(), b"enclave image B")));
+    let error = kms
+        .release(other, LOG_KEY, enclave_credentials())
+        .unseal(&sealed, &GENESIS)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_code(&error), "AccessDeniedException", "{error}");
+
+    // And the mode accepts nothing but QEMU's shape: the mock's signed documents are refused.
+    let error = kms
+        .release(enclave.clone(), LOG_KEY, enclave_credentials())
+        .seal(&[1; 32], &GENESIS, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_code(&error), "ValidationException");
+    assert!(
+        error.to_string().contains("signed (ES384) document"),
+        "{error}"
     );
     kms.stop().await;
 }
