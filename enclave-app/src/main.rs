@@ -45,6 +45,13 @@ struct Args {
     /// Which NSM to use. There is no fallback: the mock must be asked for by name.
     #[arg(long, value_enum, default_value = "device")]
     nsm: NsmChoice,
+    /// INSECURE, --nsm device only: the device is QEMU's nitro-enclave machine, whose
+    /// attestation documents are unsigned. The enclave then checks its log's documents in the
+    /// insecure QEMU mode (QEMU's unsigned shape only, PCRs still pinned) and describes itself
+    /// as `device-insecure-qemu`. Nothing it attests is proven. A flag on purpose: no
+    /// environment variable, no default.
+    #[arg(long, conflicts_with = "mock_ca_init")]
+    insecure_qemu_attestation: bool,
     /// Mock NSM only: directory of the mock CA (root and intermediate). Loaded when present,
     /// generated and saved otherwise; `root.pem` in it is what verifiers must be given. Without
     /// it the CA is generated at start and lost at exit.
@@ -287,6 +294,18 @@ fn open_nsm(args: &Args) -> anyhow::Result<(NsmMode, Arc<dyn Nsm>, TrustRoot)> {
             }
             let nsm =
                 DeviceNsm::open().context("opening /dev/nsm (use --nsm mock off hardware)")?;
+            if args.insecure_qemu_attestation {
+                tracing::warn!(
+                    "--insecure-qemu-attestation: the NSM is taken to be QEMU's nitro-enclave \
+                     device; attestation documents are UNSIGNED and accepted as such: they \
+                     prove nothing about hardware, the image or this enclave's keys"
+                );
+                return Ok((
+                    NsmMode::DeviceInsecureQemu,
+                    Arc::new(nsm),
+                    TrustRoot::insecure_qemu_unsigned(),
+                ));
+            }
             Ok((
                 NsmMode::Device,
                 Arc::new(nsm),
@@ -294,6 +313,12 @@ fn open_nsm(args: &Args) -> anyhow::Result<(NsmMode, Arc<dyn Nsm>, TrustRoot)> {
             ))
         }
         NsmChoice::Mock => {
+            if args.insecure_qemu_attestation {
+                bail!(
+                    "--insecure-qemu-attestation applies only to --nsm device under QEMU's \
+                     nitro-enclave machine: the mock NSM signs its documents"
+                );
+            }
             let measurements = match &args.mock_measurements {
                 Some(path) => Measurements::from_file(path)
                     .with_context(|| format!("reading measurements {}", path.display()))?,
@@ -344,5 +369,26 @@ mod tests {
                 .unwrap();
         assert_eq!(args.parent_cid, 2);
         assert!(Args::try_parse_from(["enclave-app", "--parent-cid", "-1"]).is_err());
+    }
+
+    #[test]
+    fn the_qemu_mode_is_refused_with_the_mock_nsm() {
+        let args = Args::try_parse_from([
+            "enclave-app",
+            "--nsm",
+            "mock",
+            "--insecure-qemu-attestation",
+        ])
+        .unwrap();
+        let error = open_nsm(&args).err().unwrap().to_string();
+        assert!(
+            error.contains("--insecure-qemu-attestation applies only to --nsm device"),
+            "{error}"
+        );
+        assert!(
+            !Args::try_parse_from(["enclave-app"])
+                .unwrap()
+                .insecure_qemu_attestation
+        );
     }
 }

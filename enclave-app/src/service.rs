@@ -115,7 +115,7 @@ pub struct ServiceConfig {
     /// Which NSM it is.
     pub mode: NsmMode,
     /// The root the log's attestation documents must chain to (the AWS root, or the mock
-    /// NSM's root off hardware).
+    /// NSM's root off hardware; under QEMU, the insecure QEMU mode, which has none).
     pub trust_root: TrustRoot,
     /// Nonces remembered within the freshness window; more requests are refused.
     pub replay_capacity: usize,
@@ -188,6 +188,13 @@ impl Rebuilder {
             replay_capacity: self.replay_capacity,
             now_ms: (self.clock)(),
         };
+        if self.mode == NsmMode::DeviceInsecureQemu {
+            // At every verification of the log, not only at start.
+            tracing::warn!(
+                "insecure QEMU mode: the log's attestation documents are checked UNSIGNED; they \
+                 prove nothing about hardware (--insecure-qemu-attestation)"
+            );
+        }
         let checker = DocumentChecker::new(self.options.clone());
         let (ledger, recovered) = recover_log(&self.store, checker, options)
             .await
@@ -206,6 +213,11 @@ impl Rebuilder {
                     (NsmMode::Mock, true) => error.context(
                         "mock NSM: a log verifies only under the mock CA that wrote it (kept \
                          with --mock-ca-dir) and the same measurements",
+                    ),
+                    (NsmMode::DeviceInsecureQemu, true) => error.context(
+                        "insecure QEMU mode: a log verifies only if QEMU wrote its documents \
+                         (unsigned) under the same image; one written on Nitro hardware or the \
+                         mock NSM does not",
                     ),
                     _ => error,
                 }
@@ -483,10 +495,9 @@ impl Service {
             .nsm
             .attestation(Some(genesis_hash.as_bytes()), None, Some(&key.public_key()))
             .context("the NSM could not attest the log key")?;
-        let mode = match self.config.mode {
-            NsmMode::Device => "device",
-            NsmMode::Mock => "mock",
-        };
+        // Recorded in the log, so that an auditor sees which NSM (and whether an unsigned
+        // one) attested this start.
+        let mode = self.config.mode.name();
         Ok(Record {
             seq: 0,
             time: (self.config.clock)(),

@@ -101,6 +101,24 @@ pub enum NsmMode {
     Device,
     /// The mock NSM: documents verify only against the mock root.
     Mock,
+    /// The `/dev/nsm` device of QEMU's `nitro-enclave` machine, whose attestation documents
+    /// are unsigned and accepted only in the insecure QEMU mode
+    /// (`enclave-app --nsm device --insecure-qemu-attestation`). Nothing it says is proven.
+    /// A distinct name, so that no client mistakes it for [`NsmMode::Device`].
+    #[serde(rename = "device-insecure-qemu")]
+    DeviceInsecureQemu,
+}
+
+impl NsmMode {
+    /// The name on the wire and in `enclave_start` records: `device`, `mock`,
+    /// `device-insecure-qemu`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NsmMode::Device => "device",
+            NsmMode::Mock => "mock",
+            NsmMode::DeviceInsecureQemu => "device-insecure-qemu",
+        }
+    }
 }
 
 /// What the enclave says about itself.
@@ -147,6 +165,23 @@ mod tests {
             ciborium::Value::Map(entries) => entries[0].0.as_text().unwrap().to_owned(),
             other => panic!("unexpected encoding {other:?}"),
         }
+    }
+
+    #[test]
+    fn nsm_modes_have_their_wire_names() {
+        for mode in [NsmMode::Device, NsmMode::Mock, NsmMode::DeviceInsecureQemu] {
+            let mut cbor = Vec::new();
+            ciborium::into_writer(&mode, &mut cbor).unwrap();
+            assert_eq!(
+                ciborium::from_reader::<ciborium::Value, _>(cbor.as_slice()).unwrap(),
+                ciborium::Value::Text(mode.name().into())
+            );
+            assert_eq!(
+                ciborium::from_reader::<NsmMode, _>(cbor.as_slice()).unwrap(),
+                mode
+            );
+        }
+        assert_eq!(NsmMode::DeviceInsecureQemu.name(), "device-insecure-qemu");
     }
 
     #[test]
