@@ -17,11 +17,8 @@ use std::sync::Arc;
 use aws_credential_types::Credentials;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyEncryptionMechanism, RecipientInfo};
-use ea_attestation::testing::QemuDocument;
-use ea_attestation::{
-    Measurements, MockCaSource, MockNsm, MockNsmConfig, Nsm, NsmDescription, NsmError, PcrState,
-    TrustRoot,
-};
+use ea_attestation::testing::QemuNsm;
+use ea_attestation::{Measurements, MockCaSource, MockNsm, MockNsmConfig, Nsm, TrustRoot};
 use ea_kms::cms::{self, RecipientCheck};
 use ea_kms::policy::enclave_key_policy;
 use ea_kms::sigv4::Credential;
@@ -580,52 +577,11 @@ async fn a_tls_name_the_certificate_does_not_have_is_refused() {
     kms.stop().await;
 }
 
-/// An NSM that answers as QEMU's nitro-enclave machine does: a mock's PCRs, and attestation
-/// documents that are not signed (`ea_attestation::testing::QemuDocument`).
-struct QemuNsm(Arc<MockNsm>);
-
-impl Nsm for QemuNsm {
-    fn describe_pcr(&self, index: u16) -> Result<PcrState, NsmError> {
-        self.0.describe_pcr(index)
-    }
-    fn extend_pcr(&self, index: u16, data: &[u8]) -> Result<Vec<u8>, NsmError> {
-        self.0.extend_pcr(index, data)
-    }
-    fn lock_pcr(&self, index: u16) -> Result<(), NsmError> {
-        self.0.lock_pcr(index)
-    }
-    fn lock_pcrs(&self, range: u16) -> Result<(), NsmError> {
-        self.0.lock_pcrs(range)
-    }
-    fn describe(&self) -> Result<NsmDescription, NsmError> {
-        self.0.describe()
-    }
-    fn attestation(
-        &self,
-        user_data: Option<&[u8]>,
-        nonce: Option<&[u8]>,
-        public_key: Option<&[u8]>,
-    ) -> Result<Vec<u8>, NsmError> {
-        use ea_attestation::Clock as _;
-        let mut document = QemuDocument::new(
-            ea_attestation::locked_pcrs(self.0.as_ref())?,
-            ea_attestation::SystemClock.now_unix_ms(),
-        );
-        document.user_data = user_data.map(<[u8]>::to_vec);
-        document.nonce = nonce.map(<[u8]>::to_vec);
-        document.public_key = public_key.map(<[u8]>::to_vec);
-        Ok(document.encode())
-    }
-    fn get_random(&self) -> Result<Vec<u8>, NsmError> {
-        self.0.get_random()
-    }
-}
-
 #[tokio::test]
 async fn qemus_unsigned_documents_need_the_insecure_mode_and_still_meet_the_key_policy() {
     let ca_dir = tempfile::tempdir().unwrap();
     let enclave = nsm(ca_dir.path(), b"enclave image A");
-    let qemu: Arc<dyn Nsm> = Arc::new(QemuNsm(enclave.clone()));
+    let qemu: Arc<dyn Nsm> = Arc::new(QemuNsm::new(enclave.clone()));
 
     // By default (a real root, here the mock's): refused, and the refusal says what it is.
     let kms = Kms::start(tempfile::tempdir().unwrap(), &enclave).await;
@@ -655,7 +611,7 @@ async fn qemus_unsigned_documents_need_the_insecure_mode_and_still_meet_the_key_
     assert_eq!(*release.unseal(&sealed, &GENESIS).await.unwrap(), seed);
 
     // ...but only to the image the key policy names: another PCR0 is denied.
-    let other: Arc<dyn Nsm> = Arc::new(QemuNsm(nsm(ca_dir.path(), b"enclave image B")));
+    let other: Arc<dyn Nsm> = Arc::new(QemuNsm::new(nsm(ca_dir.path(), b"enclave image B")));
     let error = kms
         .release(other, LOG_KEY, enclave_credentials())
         .unseal(&sealed, &GENESIS)

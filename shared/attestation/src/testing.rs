@@ -8,6 +8,9 @@
 //! 8-byte argument.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::nsm::{locked_pcrs, Clock as _, Nsm, NsmDescription, NsmError, PcrState, SystemClock};
 
 /// What QEMU's NSM puts in an attestation document; the rest (module id aside) is fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +108,60 @@ impl QemuDocument {
             }
         }
         out
+    }
+}
+
+/// An NSM that answers as QEMU's `nitro-enclave` device does: another NSM's PCRs (a mock's,
+/// usually) and every other request passed through, but attestation documents unsigned, in
+/// QEMU's shape, timed by the system clock in whole seconds.
+pub struct QemuNsm {
+    inner: Arc<dyn Nsm>,
+}
+
+impl QemuNsm {
+    /// Wraps `inner`, whose locked PCRs the documents carry.
+    pub fn new(inner: Arc<dyn Nsm>) -> Self {
+        Self { inner }
+    }
+}
+
+impl Nsm for QemuNsm {
+    fn describe_pcr(&self, index: u16) -> Result<PcrState, NsmError> {
+        self.inner.describe_pcr(index)
+    }
+
+    fn extend_pcr(&self, index: u16, data: &[u8]) -> Result<Vec<u8>, NsmError> {
+        self.inner.extend_pcr(index, data)
+    }
+
+    fn lock_pcr(&self, index: u16) -> Result<(), NsmError> {
+        self.inner.lock_pcr(index)
+    }
+
+    fn lock_pcrs(&self, range: u16) -> Result<(), NsmError> {
+        self.inner.lock_pcrs(range)
+    }
+
+    fn describe(&self) -> Result<NsmDescription, NsmError> {
+        self.inner.describe()
+    }
+
+    fn attestation(
+        &self,
+        user_data: Option<&[u8]>,
+        nonce: Option<&[u8]>,
+        public_key: Option<&[u8]>,
+    ) -> Result<Vec<u8>, NsmError> {
+        let mut document =
+            QemuDocument::new(locked_pcrs(self.inner.as_ref())?, SystemClock.now_unix_ms());
+        document.user_data = user_data.map(<[u8]>::to_vec);
+        document.nonce = nonce.map(<[u8]>::to_vec);
+        document.public_key = public_key.map(<[u8]>::to_vec);
+        Ok(document.encode())
+    }
+
+    fn get_random(&self) -> Result<Vec<u8>, NsmError> {
+        self.inner.get_random()
     }
 }
 

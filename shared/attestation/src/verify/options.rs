@@ -71,6 +71,11 @@ impl VerifyOptions {
         self
     }
 
+    /// The pinned root (or the insecure QEMU mode), e.g. to warn when it is the latter.
+    pub fn trust_root(&self) -> &TrustRoot {
+        &self.root
+    }
+
     /// When the certificates must be valid.
     pub fn at(mut self, at: ValidationTime) -> Self {
         self.at = at;
