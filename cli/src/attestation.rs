@@ -17,7 +17,7 @@ use base64::Engine as _;
 use clap::Subcommand;
 use ea_attestation::limits::{MAX_DOCUMENT_LEN, PCR_COUNT};
 use ea_attestation::{
-    verify, AttestationDocument, RootKind, TrustRoot, ValidationTime, VerificationReport, Verified,
+    verify, AttestationDocument, TrustRoot, ValidationTime, VerificationReport, Verified,
     VerifyOptions,
 };
 use serde::Serialize;
@@ -26,6 +26,22 @@ use serde::Serialize;
 const MAX_INPUT_LEN: u64 = (MAX_DOCUMENT_LEN as u64) * 4 / 3 + 4096;
 /// Largest root PEM file read.
 const MAX_PEM_LEN: u64 = 64 * 1024;
+
+/// Printed on stderr by every run that accepts QEMU's unsigned documents, whether through
+/// `--insecure-qemu-attestation` or a trust file created with it.
+pub fn warn_insecure_qemu() {
+    eprintln!(
+        "govctl: WARNING: insecure QEMU mode (--insecure-qemu-attestation): attestation \
+         documents are accepted UNSIGNED, as QEMU's nitro-enclave NSM writes them; they prove \
+         nothing about hardware, the enclave image or who wrote them"
+    );
+}
+
+/// The QEMU mode's root, after the warning: for the commands whose `--root` it replaces.
+pub fn insecure_qemu_root() -> TrustRoot {
+    warn_insecure_qemu();
+    TrustRoot::insecure_qemu_unsigned()
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -86,6 +102,11 @@ struct Expectations {
     /// Trust this root (PEM) instead of the AWS Nitro Enclaves Root-G1, e.g. a mock NSM's root.
     #[arg(long, value_name = "PEM")]
     root: Option<PathBuf>,
+    /// INSECURE: accept only the unsigned documents of QEMU's nitro-enclave machine, instead
+    /// of documents chaining to a root. PCRs, fields and age are still checked, but such a
+    /// document proves nothing about hardware. For developing under QEMU.
+    #[arg(long, conflicts_with = "root")]
+    insecure_qemu_attestation: bool,
     /// Require PCR N to equal HEX (repeatable).
     #[arg(long = "pcr", value_name = "N=HEX")]
     pcrs: Vec<String>,
@@ -187,6 +208,7 @@ fn now_ms() -> anyhow::Result<u64> {
 
 fn options(args: &Expectations, at: ValidationTime) -> anyhow::Result<VerifyOptions> {
     let root = match &args.root {
+        _ if args.insecure_qemu_attestation => insecure_qemu_root(),
         Some(path) => {
             let pem = read_bounded(
                 std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
@@ -359,10 +381,7 @@ impl Summary {
             debug_mode: report.debug_mode,
             validated_at: report.validated_at.to_string(),
             root: RootSummary {
-                kind: match report.root {
-                    RootKind::AwsNitroRootG1 => "aws-nitro-enclaves-root-g1",
-                    RootKind::Explicit => "explicit",
-                },
+                kind: report.root.name(),
                 sha256: hex::encode(report.root_sha256),
             },
             chain_len: report.chain_len,

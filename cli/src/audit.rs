@@ -60,6 +60,11 @@ struct VerifyArgs {
     /// Trust this root (PEM) instead of the AWS Nitro Enclaves Root-G1, e.g. a mock NSM's root.
     #[arg(long, value_name = "PEM")]
     root: Option<PathBuf>,
+    /// INSECURE: accept only the unsigned attestation documents of QEMU's nitro-enclave
+    /// machine, instead of documents chaining to a root. The PCRs are still pinned, but such a
+    /// log proves nothing about hardware or the image; for developing under QEMU.
+    #[arg(long, conflicts_with = "root")]
+    insecure_qemu_attestation: bool,
     /// Accept debug-mode attestation documents (PCR0, 1, 2 all zero). Such an enclave is open
     /// to its parent instance: its log proves nothing; for development only.
     #[arg(long)]

@@ -76,6 +76,11 @@ struct SubmitArgs {
     /// The attestation root for --trust-out (PEM; default the AWS root).
     #[arg(long, value_name = "PEM")]
     root: Option<PathBuf>,
+    /// INSECURE, for --trust-out: pin no root and accept only the unsigned attestation
+    /// documents of QEMU's nitro-enclave machine (recorded in the trust file; govctl warns at
+    /// every use). For developing under QEMU.
+    #[arg(long, conflicts_with = "root", requires = "trust_out")]
+    insecure_qemu_attestation: bool,
     /// Expected PCR N for --trust-out (repeatable).
     #[arg(long = "pcr", value_name = "N=HEX")]
     pcrs: Vec<String>,
@@ -259,6 +264,7 @@ async fn submit(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("bad genesis hash"))?,
             args.root.as_deref(),
+            args.insecure_qemu_attestation,
             &args.pcrs,
             args.pcrs_file.as_deref(),
             args.allow_debug,

@@ -23,6 +23,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub async fn describe(args: Args) -> anyhow::Result<ExitCode> {
     let client = ApiClient::new(&args.endpoint)?;
     let description = client.get_json("/v1/enclave").await?;
+    if description.get("nsm").and_then(|nsm| nsm.as_str()) == Some("device-insecure-qemu") {
+        eprintln!(
+            "govctl: WARNING: the enclave runs under QEMU in the insecure mode \
+             (--insecure-qemu-attestation): its attestation documents are unsigned and prove \
+             nothing about hardware"
+        );
+    }
     println!("{}", serde_json::to_string_pretty(&description)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -53,6 +53,15 @@ struct TrustedKey {
     verifier: String,
 }
 
+/// How the trust file's attestation documents are checked, when not against a root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum AttestationMode {
+    /// QEMU's unsigned documents only (`--insecure-qemu-attestation` at creation): they prove
+    /// nothing, and govctl warns whenever it uses such a file.
+    #[serde(rename = "insecure-qemu-unsigned")]
+    InsecureQemuUnsigned,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TrustFile {
@@ -62,6 +71,11 @@ struct TrustFile {
     /// The attestation root (PEM); absent: the AWS Nitro Enclaves Root-G1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     root_pem: Option<String>,
+    /// `"insecure-qemu-unsigned"`: no root, QEMU's unsigned documents (set only by
+    /// `--insecure-qemu-attestation` when the file is created). Absent: checked against the
+    /// root above, as before this field existed. Older govctl refuse a file that has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attestation: Option<AttestationMode>,
     /// Expected PCRs (index → hex).
     pcrs: BTreeMap<u16, String>,
     /// Accept debug-mode documents (never in production).
@@ -72,14 +86,15 @@ struct TrustFile {
     log_keys: Vec<TrustedKey>,
 }
 
-/// Writes a trust file pinning `genesis_hash`, the root and the PCRs, and learns the log
-/// key attested by record `index`.
+/// Writes a trust file pinning `genesis_hash`, the root (or, with `insecure_qemu`, the
+/// insecure QEMU mode) and the PCRs, and learns the log key attested by record `index`.
 #[allow(clippy::too_many_arguments, reason = "one argument per pinned fact")]
 pub async fn init_pinned(
     client: &ApiClient,
     path: PathBuf,
     genesis_hash: Hash,
     root: Option<&std::path::Path>,
+    insecure_qemu: bool,
     pins: &[String],
     pcrs_file: Option<&std::path::Path>,
     allow_debug: bool,
@@ -89,18 +104,28 @@ pub async fn init_pinned(
         .into_iter()
         .map(|(index, value)| (index, hex::encode(value)))
         .collect();
+    // The callers' flags conflict; this keeps a file from ever holding both.
+    ensure!(
+        !(insecure_qemu && root.is_some()),
+        "--insecure-qemu-attestation and --root exclude each other"
+    );
     let root_pem = match root {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         ),
         None => None,
     };
+    let attestation = insecure_qemu.then_some(AttestationMode::InsecureQemuUnsigned);
+    if insecure_qemu {
+        crate::attestation::warn_insecure_qemu();
+    }
     let mut trust = Trust {
         path,
         file: TrustFile {
             version: 1,
             genesis_hash: genesis_hash.to_hex(),
             root_pem,
+            attestation,
             pcrs,
             allow_debug,
             log_keys: Vec::new(),
@@ -167,6 +192,14 @@ impl Trust {
             .genesis_hash
             .parse()
             .map_err(|_| anyhow::anyhow!("{}: genesisHash is not 64 hex digits", path.display()))?;
+        if file.attestation == Some(AttestationMode::InsecureQemuUnsigned) {
+            ensure!(
+                file.root_pem.is_none(),
+                "{}: a trust file in the insecure QEMU mode has no rootPem",
+                path.display()
+            );
+            crate::attestation::warn_insecure_qemu();
+        }
         Ok(Trust {
             path,
             file,
@@ -197,6 +230,10 @@ impl Trust {
 
     fn options(&self) -> anyhow::Result<VerifyOptions> {
         let root = match &self.file.root_pem {
+            // The warning was printed when the file was loaded.
+            _ if self.file.attestation == Some(AttestationMode::InsecureQemuUnsigned) => {
+                TrustRoot::insecure_qemu_unsigned()
+            }
             Some(pem) => TrustRoot::from_pem(pem.as_bytes()).context("the trust file's root")?,
             None => TrustRoot::aws_nitro_root_g1()?,
         };
@@ -288,6 +325,12 @@ struct InitArgs {
     /// Trust this root (PEM) instead of the AWS Nitro Enclaves Root-G1 (a mock NSM's root).
     #[arg(long, value_name = "PEM")]
     root: Option<PathBuf>,
+    /// INSECURE: pin no root; accept only the unsigned attestation documents of QEMU's
+    /// nitro-enclave machine. Recorded in the trust file ("attestation":
+    /// "insecure-qemu-unsigned"), and govctl warns at every use of it. For developing under
+    /// QEMU: such a log proves nothing about hardware.
+    #[arg(long, conflicts_with = "root")]
+    insecure_qemu_attestation: bool,
     /// Require PCR N to equal HEX (repeatable).
     #[arg(long = "pcr", value_name = "N=HEX")]
     pcrs: Vec<String>,
@@ -314,6 +357,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let path = args.path()?;
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
+            let file = serde_json::from_str::<TrustFile>(&text).ok();
+            if file.and_then(|file| file.attestation) == Some(AttestationMode::InsecureQemuUnsigned)
+            {
+                crate::attestation::warn_insecure_qemu();
+            }
             println!("{text}");
             Ok(ExitCode::SUCCESS)
         }
@@ -366,6 +414,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         args.trust.path()?,
         pinned,
         args.root.as_deref(),
+        args.insecure_qemu_attestation,
         &args.pcrs,
         args.pcrs_file.as_deref(),
         args.allow_debug,
@@ -373,4 +422,74 @@ async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GENESIS: &str = "6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e";
+
+    fn load(text: &str) -> anyhow::Result<Trust> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("trust.json");
+        std::fs::write(&path, text)?;
+        Trust::load(&TrustArgs { trust: Some(path) })
+    }
+
+    fn file(attestation: Option<&str>, root_pem: Option<&str>) -> String {
+        let mut value = serde_json::json!({
+            "version": 1,
+            "genesisHash": GENESIS,
+            "pcrs": {"0": "00".repeat(48)},
+        });
+        if let Some(mode) = attestation {
+            value["attestation"] = mode.into();
+        }
+        if let Some(pem) = root_pem {
+            value["rootPem"] = pem.into();
+        }
+        value.to_string()
+    }
+
+    #[test]
+    fn a_trust_file_without_the_mode_keeps_its_meaning() {
+        let trust = load(&file(None, None)).unwrap();
+        assert_eq!(trust.file.attestation, None);
+        assert_eq!(
+            trust.options().unwrap().trust_root().kind(),
+            ea_attestation::RootKind::AwsNitroRootG1
+        );
+        // And it is written back without the field.
+        let text = serde_json::to_string(&trust.file).unwrap();
+        assert!(!text.contains("attestation"), "{text}");
+    }
+
+    #[test]
+    fn the_insecure_qemu_mode_is_recorded_by_name() {
+        let trust = load(&file(Some("insecure-qemu-unsigned"), None)).unwrap();
+        assert_eq!(
+            trust.file.attestation,
+            Some(AttestationMode::InsecureQemuUnsigned)
+        );
+        assert_eq!(
+            trust.options().unwrap().trust_root().kind(),
+            ea_attestation::RootKind::InsecureQemuUnsigned
+        );
+        let text = serde_json::to_string(&trust.file).unwrap();
+        assert!(
+            text.contains(r#""attestation":"insecure-qemu-unsigned""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn other_modes_and_a_root_beside_the_mode_are_refused() {
+        assert!(load(&file(Some("insecure"), None)).is_err());
+        assert!(load(&file(Some("aws"), None)).is_err());
+        let error = load(&file(Some("insecure-qemu-unsigned"), Some("PEM")))
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("has no rootPem"), "{error}");
+    }
 }

@@ -219,3 +219,166 @@ fn bad_arguments_are_errors_not_refusals() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("/nonexistent/doc.cbor"));
 }
+
+/// A document as QEMU's nitro-enclave machine writes it: unsigned.
+fn qemu_document(dir: &std::path::Path) -> String {
+    let pcrs = (0..16u16).map(|i| (i, vec![i as u8 + 1; 48])).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let document = ea_attestation::testing::QemuDocument::new(pcrs, now)
+        .nonce(&[7; 8])
+        .encode();
+    let path = dir.join("qemu.cbor");
+    std::fs::write(&path, document).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn an_unsigned_qemu_document_is_refused_by_name_without_the_insecure_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = qemu_document(dir.path());
+
+    // The AWS root (the default) and an explicit root alike.
+    let ca = ea_attestation::MockCa::generate(1_665_651_482_136).unwrap();
+    let root = dir.path().join("mock-root.pem");
+    std::fs::write(&root, ca.root_pem().unwrap()).unwrap();
+    for extra in [vec![], vec!["--root", root.to_str().unwrap()]] {
+        let mut args = vec!["attestation", "verify", &file];
+        args.extend(extra);
+        let output = govctl(&args);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        let text = stderr(&output);
+        assert!(
+            text.contains("unsigned document")
+                && text.contains("QEMU's nitro-enclave NSM")
+                && text.contains("--insecure-qemu-attestation"),
+            "{text}"
+        );
+        assert!(!text.contains("WARNING"), "{text}");
+    }
+}
+
+#[test]
+fn the_insecure_qemu_flag_accepts_it_warns_and_still_checks_the_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = qemu_document(dir.path());
+    let pcr0 = format!("0={}", hex::encode([1u8; 48]));
+    let output = govctl(&[
+        "attestation",
+        "verify",
+        &file,
+        "--insecure-qemu-attestation",
+        "--pcr",
+        &pcr0,
+        "--nonce",
+        "0707070707070707",
+        "--max-age",
+        "5m",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("govctl: WARNING: insecure QEMU mode"),
+        "{}",
+        stderr(&output)
+    );
+    let summary = json(&output);
+    assert_eq!(summary["root"]["kind"], "insecure-qemu-unsigned");
+    assert_eq!(summary["chain_len"], 0);
+    assert_eq!(
+        summary["checks"],
+        serde_json::json!([
+            "parse",
+            "insecure_qemu_unsigned_shape",
+            "debug_mode",
+            "pcrs",
+            "nonce",
+            "max_age"
+        ])
+    );
+
+    // A PCR pin still binds.
+    let wrong = format!("0={}", hex::encode([2u8; 48]));
+    let output = govctl(&[
+        "attestation",
+        "verify",
+        &file,
+        "--insecure-qemu-attestation",
+        "--pcr",
+        &wrong,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("PCR0 mismatch"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The mode accepts nothing signed.
+    let output = govctl(&[
+        "attestation",
+        "verify",
+        &testdata(PRODUCTION),
+        "--insecure-qemu-attestation",
+        "--at-document-time",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("signed (ES384) document"),
+        "{}",
+        stderr(&output)
+    );
+
+    // It is exclusive with --root: a usage error.
+    let output = govctl(&[
+        "attestation",
+        "verify",
+        &file,
+        "--insecure-qemu-attestation",
+        "--root",
+        "root.pem",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn the_insecure_qemu_flag_excludes_a_root_everywhere_it_exists() {
+    for args in [
+        &[
+            "attestation",
+            "fetch",
+            "--insecure-qemu-attestation",
+            "--root",
+            "r.pem",
+        ][..],
+        &[
+            "trust",
+            "init",
+            "--insecure-qemu-attestation",
+            "--root",
+            "r.pem",
+        ],
+        &[
+            "genesis",
+            "submit",
+            "g.json",
+            "--trust-out",
+            "t.json",
+            "--insecure-qemu-attestation",
+            "--root",
+            "r.pem",
+        ],
+    ] {
+        let output = govctl(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains("cannot be used with"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    // Without --trust-out, genesis submit has nothing to pin: the flag is refused.
+    let output = govctl(&["genesis", "submit", "g.json", "--insecure-qemu-attestation"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}

@@ -115,7 +115,7 @@ fn sign_checkpoint(origin: &str, records: &[Vec<u8>], seed: [u8; 32]) -> String 
 /// approval decision (record 4) attested with its own record hash. The first batch is
 /// records 0 and 1 (the key must be attested inside the tree it signs); then one record
 /// per batch. `customize` may change a record before it is encoded.
-fn build_log(nsm: &MockNsm, customize: impl Fn(&mut Record)) -> Log {
+fn build_log(nsm: &dyn Nsm, customize: impl Fn(&mut Record)) -> Log {
     let mut genesis = record(0, RecordKind::Genesis, "the genesis document");
     customize(&mut genesis);
     let genesis_hash = genesis.record_hash().unwrap();
@@ -669,4 +669,50 @@ fn embedded_requests_are_checked_with_the_keys_of_the_log() {
     write_dir(dir.path(), &log.records, &log.checkpoints);
     let why = Verifier::new(&nsm, &nsm).refused_at(dir.path(), 3);
     assert!(why.contains("issued"), "{why}");
+}
+
+#[test]
+fn unsigned_qemu_documents_need_the_insecure_flag() {
+    let image = Arc::new(mock_nsm(b"enclave image A"));
+    let qemu = ea_attestation::testing::QemuNsm::new(image.clone());
+    let log = build_log(&qemu, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), &log.records, &log.checkpoints);
+    let path = dir.path().to_str().unwrap();
+
+    // A root (here the mock's) refuses the first document, and says what it is.
+    let why = Verifier::new(&image, &image).refused_at(dir.path(), 1);
+    assert!(
+        why.contains("unsigned document") && why.contains("--insecure-qemu-attestation"),
+        "{why}"
+    );
+
+    // With the flag: the log verifies, and the run says how little that means.
+    let pins = pcr_args(&image);
+    let mut args = vec![
+        "audit",
+        "verify",
+        path,
+        "--insecure-qemu-attestation",
+        "--json",
+    ];
+    args.extend(pins.iter().map(String::as_str));
+    let output = govctl(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("WARNING: insecure QEMU mode"), "{stderr}");
+
+    // The PCRs still decide: another image's pins refuse it.
+    let other = pcr_args(&mock_nsm(b"enclave image B"));
+    let mut args = vec!["audit", "verify", path, "--insecure-qemu-attestation"];
+    args.extend(other.iter().map(String::as_str));
+    let output = govctl(&args);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refused at record 1"));
+
+    // And the flag excludes --root.
+    let mut args = vec!["audit", "verify", path, "--insecure-qemu-attestation"];
+    args.extend(["--root", "root.pem"]);
+    args.extend(pins.iter().map(String::as_str));
+    assert_eq!(govctl(&args).status.code(), Some(2));
 }

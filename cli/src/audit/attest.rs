@@ -52,16 +52,19 @@ pub fn parse_pcr(pin: &str) -> anyhow::Result<(u16, Vec<u8>)> {
     Ok((index, value))
 }
 
-/// The verify options: the trust root (AWS Root-G1 unless `root` is given), the pinned
-/// PCRs from `pins` and `pcrs_file`, debug documents refused unless allowed. At least one
-/// PCR must be pinned: without one, any enclave image could have written the log.
+/// The verify options: the trust root (AWS Root-G1 unless `root` is given, none in the
+/// insecure QEMU mode), the pinned PCRs from `pins` and `pcrs_file`, debug documents refused
+/// unless allowed. At least one PCR must be pinned: without one, any enclave image could have
+/// written the log.
 pub fn options(
     root: Option<&Path>,
+    insecure_qemu: bool,
     pins: &[String],
     pcrs_file: Option<&Path>,
     allow_debug: bool,
 ) -> anyhow::Result<VerifyOptions> {
     let root = match root {
+        _ if insecure_qemu => crate::attestation::insecure_qemu_root(),
         Some(path) => TrustRoot::from_pem(&read_small(path)?)
             .with_context(|| format!("root {}", path.display()))?,
         None => TrustRoot::aws_nitro_root_g1()?,
@@ -118,7 +121,7 @@ mod tests {
 
     #[test]
     fn at_least_one_pcr_is_required() {
-        let error = options(None, &[], None, false).unwrap_err();
+        let error = options(None, false, &[], None, false).unwrap_err();
         assert!(error.to_string().contains("--pcr"), "{error}");
     }
 }

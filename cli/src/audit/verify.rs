@@ -275,6 +275,7 @@ fn open(dir: &std::path::Path, name: &str) -> anyhow::Result<File> {
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let options = attest::options(
         args.root.as_deref(),
+        args.insecure_qemu_attestation,
         &args.pcrs,
         args.pcrs_file.as_deref(),
         args.allow_debug,
