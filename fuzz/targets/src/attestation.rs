@@ -1,9 +1,12 @@
 //! Attestation documents from arbitrary bytes: parsing and verification never panic, and a
-//! document that verifies is exactly what the unverified parser reads.
+//! document that verifies is exactly what the unverified parser reads. The same holds in the
+//! insecure QEMU mode, which besides accepts nothing a real root accepts.
 
 use std::sync::OnceLock;
 
-use ea_attestation::{parse_unverified, verify, TrustRoot, ValidationTime, VerifyOptions};
+use ea_attestation::{
+    parse_unverified, verify, RootKind, TrustRoot, ValidationTime, VerifyOptions,
+};
 
 static ROOT: OnceLock<TrustRoot> = OnceLock::new();
 
@@ -35,5 +38,14 @@ pub fn run(data: &[u8]) {
         if let Ok(verified) = verify(data, &lenient) {
             assert_eq!(parsed.as_ref().ok(), Some(&*verified));
         }
+    }
+    // The insecure QEMU mode (the `qemu-unsigned` seed is QEMU's shape): what it accepts is
+    // what the parser reads, and it is reported as unsigned.
+    let qemu = VerifyOptions::new(TrustRoot::insecure_qemu_unsigned())
+        .dangerous_allow_debug(true)
+        .pcr(3, vec![4; 48]);
+    if let Ok(verified) = verify(data, &qemu) {
+        assert_eq!(parsed.as_ref().ok(), Some(&*verified));
+        assert_eq!(verified.report().root, RootKind::InsecureQemuUnsigned);
     }
 }
