@@ -96,7 +96,7 @@ alive() {
 
 # --- One-time set-up: the local KMS's CA (baked into the image), credentials. ------------
 if [ ! -f "$dir/kms-ca.pem" ]; then
-  "$bin/local-kms" --state "$dir/kms-state.json" --credentials /dev/null --init-ca \
+  "$bin/local-kms" --state "$dir/kms-state.json" --init-ca \
     --ca-out "$dir/kms-ca.pem" >/dev/null
 fi
 if [ ! -f "$dir/aws-credentials" ]; then

@@ -209,7 +209,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();

@@ -32,8 +32,8 @@ struct Args {
     /// Who may call: a JSON file {"credentials": [{"access_key_id", "secret_access_key",
     /// "session_token" (optional), "principal_arn"}]}. Requests are SigV4-checked against it;
     /// key policies see the principal_arn.
-    #[arg(long)]
-    credentials: PathBuf,
+    #[arg(long, required_unless_present = "init_ca")]
+    credentials: Option<PathBuf>,
     /// PEM root certificate that Recipient attestation documents must chain to (the mock
     /// NSM's root locally; the AWS Nitro root would make it accept real enclaves). Without
     /// it (or --insecure-qemu-attestation), requests with a Recipient are refused.
@@ -51,6 +51,11 @@ struct Args {
     /// the same CA.
     #[arg(long)]
     ca_out: PathBuf,
+    /// Create the TLS CA (its key beside --state) if it is not there, write its certificate
+    /// to --ca-out, and exit. A set-up step for clients that must know the CA before the KMS
+    /// first runs: an enclave image that bakes it in, whose PCRs the key policy then names.
+    #[arg(long)]
+    init_ca: bool,
     /// A name for the TLS certificate besides localhost and 127.0.0.1. Repeatable.
     #[arg(long = "tls-name", value_name = "NAME")]
     tls_names: Vec<String>,
@@ -66,53 +71,9 @@ struct Args {
     keys: Vec<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    ea_runtime::init_logging();
-    let args = Args::parse();
-    let now_secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-
-    let attestation_root = if args.insecure_qemu_attestation {
-        tracing::warn!(
-            "--insecure-qemu-attestation: Recipient attestation documents are accepted UNSIGNED, \
-             as QEMU's nitro-enclave machine writes them; they prove nothing about hardware, and \
-             anyone who can reach this KMS can meet the key policies' PCR conditions"
-        );
-        Some(TrustRoot::insecure_qemu_unsigned())
-    } else {
-        args.attestation_root
-            .as_ref()
-            .map(|path| -> anyhow::Result<TrustRoot> {
-                let pem =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                TrustRoot::from_pem(&pem)
-                    .with_context(|| format!("{} is not a root certificate", path.display()))
-            })
-            .transpose()?
-    };
-    let credentials = local_kms::config::read_credentials(&args.credentials)?;
-    let keys = KeyStore::open(&args.state)?;
-    let kms = Arc::new(LocalKms::new(
-        Settings {
-            region: args.region.clone(),
-            account: args.account.clone(),
-            attestation_root,
-        },
-        keys,
-    ));
-    for spec in &args.keys {
-        let (id, policy_file) = spec
-            .split_once('=')
-            .with_context(|| format!("--key {spec:?}: expected ID=POLICY_FILE"))?;
-        let policy = std::fs::read_to_string(policy_file)
-            .with_context(|| format!("reading the policy file {policy_file}"))?;
-        kms.ensure_key(id, policy, now_secs)?;
-        tracing::info!(key = %kms.key_arn(id), policy = policy_file, "key ready");
-    }
-
+/// The TLS identity: a server certificate issued by the CA whose key is kept beside the state
+/// file (created on first use), the CA's certificate written to --ca-out.
+fn tls_identity(args: &Args) -> anyhow::Result<local_kms::tls::Identity> {
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     names.extend(args.tls_names.iter().cloned());
     // The CA's key, kept beside the state (which holds key material in the clear already).
@@ -133,6 +94,64 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::write(&args.ca_out, &identity.ca_pem)
         .with_context(|| format!("writing the CA certificate to {}", args.ca_out.display()))?;
+    Ok(identity)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ea_runtime::init_logging();
+    let args = Args::parse();
+    let now_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+
+    let identity = tls_identity(&args)?;
+    if args.init_ca {
+        println!("{}", args.ca_out.display());
+        return Ok(());
+    }
+    let attestation_root = if args.insecure_qemu_attestation {
+        tracing::warn!(
+            "--insecure-qemu-attestation: Recipient attestation documents are accepted UNSIGNED, \
+             as QEMU's nitro-enclave machine writes them; they prove nothing about hardware, and \
+             anyone who can reach this KMS can meet the key policies' PCR conditions"
+        );
+        Some(TrustRoot::insecure_qemu_unsigned())
+    } else {
+        args.attestation_root
+            .as_ref()
+            .map(|path| -> anyhow::Result<TrustRoot> {
+                let pem =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                TrustRoot::from_pem(&pem)
+                    .with_context(|| format!("{} is not a root certificate", path.display()))
+            })
+            .transpose()?
+    };
+    let credentials_path = args
+        .credentials
+        .as_ref()
+        .context("--credentials is required to serve")?;
+    let credentials = local_kms::config::read_credentials(credentials_path)?;
+    let keys = KeyStore::open(&args.state)?;
+    let kms = Arc::new(LocalKms::new(
+        Settings {
+            region: args.region.clone(),
+            account: args.account.clone(),
+            attestation_root,
+        },
+        keys,
+    ));
+    for spec in &args.keys {
+        let (id, policy_file) = spec
+            .split_once('=')
+            .with_context(|| format!("--key {spec:?}: expected ID=POLICY_FILE"))?;
+        let policy = std::fs::read_to_string(policy_file)
+            .with_context(|| format!("reading the policy file {policy_file}"))?;
+        kms.ensure_key(id, policy, now_secs)?;
+        tracing::info!(key = %kms.key_arn(id), policy = policy_file, "key ready");
+    }
 
     let listener = Listener::bind(&args.listen)
         .await
