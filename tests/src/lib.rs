@@ -136,6 +136,15 @@ impl Process {
 
     /// Reads stdout lines until one starts with `prefix`; returns the rest of that line.
     pub fn wait_for_stdout_line(&mut self, prefix: &str) -> String {
+        match self.try_wait_for_stdout_line(prefix) {
+            Some(rest) => rest,
+            None => panic!("{} exited before printing {prefix:?}", self.name),
+        }
+    }
+
+    /// Like [`Process::wait_for_stdout_line`], but `None` when stdout ends first (the
+    /// process exited), for tests that expect a start to fail.
+    pub fn try_wait_for_stdout_line(&mut self, prefix: &str) -> Option<String> {
         let stdout = self.child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         for line in lines.by_ref() {
@@ -143,10 +152,10 @@ impl Process {
             if let Some(rest) = line.strip_prefix(prefix) {
                 // Keep draining stdout so the child never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines {});
-                return rest.trim().to_owned();
+                return Some(rest.trim().to_owned());
             }
         }
-        panic!("{} exited before printing {prefix:?}", self.name);
+        None
     }
 
     /// Sends a signal.
