@@ -123,9 +123,11 @@ build_once() {
     cargo build --quiet --release --locked --manifest-path "$source/Cargo.toml" \
     --target x86_64-unknown-linux-gnu -p enclave-app -p enclave-init
   local bin="$target/x86_64-unknown-linux-gnu/release"
-  CARGO_TARGET_DIR=$target cargo build --quiet --release --locked \
+  # govctl packs the ramdisks and the image; any profile writes the same bytes, and the
+  # debug one is usually built already.
+  CARGO_TARGET_DIR=$target cargo build --quiet --locked \
     --manifest-path "$source/Cargo.toml" -p govctl
-  local govctl="$target/release/govctl"
+  local govctl="$target/debug/govctl"
 
   local stage="$dir/stage"
   rm -rf "$stage"

@@ -3,7 +3,7 @@
 # Amazon Linux 2): installs the Nitro Enclaves CLI, sets the enclave allocator's memory and
 # CPUs, installs the binaries, the EIF and systemd units for the enclave and parent-proxy,
 # starts them, checks health through the proxy and compares the running enclave's PCRs with
-# pcrs.json. Run it as root on the instance, from a checkout where scripts/build-eif.sh and
+# pcrs.json. Run it as root on the instance, from a checkout where scripts/build-eif-local.sh and
 # `cargo build --release -p parent-proxy -p govctl` have been run (or point the flags at the
 # artifacts). docs/deployment.md walks through it.
 #
@@ -109,7 +109,7 @@ if [ "$memory" -lt $(( eif_mib * 4 )) ]; then
 fi
 # The image must be the one pcrs.json describes, or the check after start is meaningless.
 "$bin_dir/govctl" eif compare --expected "$pcrs" --actual "$eif" >/dev/null ||
-  die "$pcrs does not describe $eif (rebuild with scripts/build-eif.sh)"
+  die "$pcrs does not describe $eif (rebuild with scripts/build-eif-local.sh)"
 
 if [ "$dry_run" = 1 ]; then
   root=${root:-$(mktemp -d)}

@@ -36,7 +36,7 @@ if [ -z "$pcrs" ]; then
   fi
 fi
 if [ ! -r "$pcrs" ]; then
-  echo "describe: cannot read the expected PCRs in $pcrs (build them with scripts/build-eif.sh)" >&2
+  echo "describe: cannot read the expected PCRs in $pcrs (build them with scripts/build-eif-local.sh)" >&2
   exit 1
 fi
 

@@ -71,30 +71,46 @@ struct Args {
     keys: Vec<String>,
 }
 
-/// The TLS identity: a server certificate issued by the CA whose key is kept beside the state
-/// file (created on first use), the CA's certificate written to --ca-out.
+/// The TLS identity: a server certificate issued by the CA kept beside the state file
+/// (created on first use), the CA's certificate written to --ca-out.
 fn tls_identity(args: &Args) -> anyhow::Result<local_kms::tls::Identity> {
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     names.extend(args.tls_names.iter().cloned());
-    // The CA's key, kept beside the state (which holds key material in the clear already).
+    // The CA's key and certificate, kept beside the state (which holds key material in the
+    // clear already). A state from before the certificate was kept has only the key: the
+    // certificate is made for it once, and kept from then on.
     let ca_key_path = args.state.with_extension("ca-key.pem");
-    let kept = std::fs::read_to_string(&ca_key_path).ok();
-    let (identity, ca_key) =
-        local_kms::tls::generate(&names, kept.as_deref()).context("making the TLS certificate")?;
-    if kept.is_none() {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&ca_key_path)
-            .and_then(|mut file| file.write_all(ca_key.as_bytes()))
-            .with_context(|| format!("writing the CA key to {}", ca_key_path.display()))?;
+    let ca_cert_path = args.state.with_extension("ca-cert.pem");
+    let kept_key = std::fs::read_to_string(&ca_key_path).ok();
+    let kept_cert = kept_key
+        .as_ref()
+        .and_then(|_| std::fs::read_to_string(&ca_cert_path).ok());
+    let (identity, ca) =
+        local_kms::tls::generate(&names, kept_key.as_deref(), kept_cert.as_deref())
+            .context("making the TLS certificate")?;
+    if kept_key.is_none() {
+        write_private(&ca_key_path, &ca.key_pem)?;
+    }
+    if kept_cert.is_none() {
+        std::fs::write(&ca_cert_path, &ca.cert_pem)
+            .with_context(|| format!("writing {}", ca_cert_path.display()))?;
     }
     std::fs::write(&args.ca_out, &identity.ca_pem)
         .with_context(|| format!("writing the CA certificate to {}", args.ca_out.display()))?;
     Ok(identity)
+}
+
+/// Creates `path` (mode 0600, never replacing a file) with `contents`.
+fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[tokio::main]

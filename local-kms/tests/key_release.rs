@@ -114,7 +114,8 @@ impl Kms {
             ],
         );
         let (identity, _) =
-            local_kms::tls::generate(&["localhost".into(), "127.0.0.1".into()], None).unwrap();
+            local_kms::tls::generate(&["localhost".into(), "127.0.0.1".into()], None, None)
+                .unwrap();
         let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

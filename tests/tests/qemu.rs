@@ -477,12 +477,28 @@ fn the_real_image_boots_under_qemu_serves_and_keeps_its_log_and_key() {
     stack.stop();
 
     // --- An image with other PCRs (one more baked argument) gets nothing from the KMS. ----
+    let kms_log_before = std::fs::read_to_string(dir.join("kms.log")).unwrap_or_default();
     let refused = QemuStack::start(&dir, &port, &[("EA_ENCLAVE_ARGS", "--max-batch 256")]);
     let Err(why) = refused else {
-        panic!("an image with other PCRs must not get the log key");
+        panic!("an image with other PCRs must not start on this log and key");
     };
     assert!(
-        why.contains("failed") && (why.contains("AccessDenied") || why.contains("access denied")),
-        "the enclave stops in failed, refused by the key policy: {why}"
+        why.contains("\"phase\": \"failed\""),
+        "the enclave stops in failed: {why}"
+    );
+    let kms_log = std::fs::read_to_string(dir.join("kms.log")).unwrap_or_default();
+    let new_lines = kms_log.get(kms_log_before.len()..).unwrap_or_default();
+    assert!(
+        new_lines.lines().any(|line| line.contains("refused")
+            && line.contains("Decrypt")
+            && line.contains("AccessDeniedException")
+            && line.contains("kms:RecipientAttestation:ImageSha384")),
+        "the KMS refuses to unseal the log key for other PCRs:\n{new_lines}"
+    );
+    assert!(
+        !new_lines
+            .lines()
+            .any(|line| line.contains("answered") && line.contains("Decrypt")),
+        "no Decrypt was answered for the other image:\n{new_lines}"
     );
 }
