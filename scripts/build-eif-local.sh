@@ -30,6 +30,7 @@
 #   SOURCE_DATE_EPOCH   time of every ramdisk entry and of the metadata (default: the commit time)
 #   EA_CACHE_DIR        where the kernel is cached (see scripts/qemu-versions.sh)
 #   CARGO_TARGET_DIR    cargo's target directory (default: target in the repository)
+#   GOVCTL              a govctl binary to pack the image with (default: built here)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -123,11 +124,17 @@ build_once() {
     cargo build --quiet --release --locked --manifest-path "$source/Cargo.toml" \
     --target x86_64-unknown-linux-gnu -p enclave-app -p enclave-init
   local bin="$target/x86_64-unknown-linux-gnu/release"
-  # govctl packs the ramdisks and the image; any profile writes the same bytes, and the
-  # debug one is usually built already.
-  CARGO_TARGET_DIR=$target cargo build --quiet --locked \
-    --manifest-path "$source/Cargo.toml" -p govctl
-  local govctl="$target/debug/govctl"
+  # govctl packs the ramdisks and the image; any profile writes the same bytes. $GOVCTL (a
+  # govctl the caller built already) is used for the first build only: the second build of
+  # --verify-reproducible makes its own.
+  local govctl
+  if [ -n "${GOVCTL:-}" ] && [ "$source" = "$repo" ]; then
+    govctl=$GOVCTL
+  else
+    CARGO_TARGET_DIR=$target cargo build --quiet --locked \
+      --manifest-path "$source/Cargo.toml" -p govctl
+    govctl="$target/debug/govctl"
+  fi
 
   local stage="$dir/stage"
   rm -rf "$stage"

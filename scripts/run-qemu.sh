@@ -23,7 +23,8 @@
 #   EA_PROFILE          cargo profile of the host binaries: debug (default) or release
 #   EA_QEMU_MEMORY      guest memory in MiB (default 1024)
 #   EA_QEMU_CPUS        guest vCPUs (default 2)
-#   EA_QEMU_ACCEL       tcg (default) or kvm, where KVM is known to run this kernel
+#   EA_QEMU_ACCEL       auto (default): KVM if a probe boot of the kernel under KVM works on
+#                       this machine (the answer is cached), TCG otherwise; or tcg, or kvm
 #   EA_ENCLAVE_ARGS     extra enclave-app arguments baked into the image (space-separated);
 #                       they change PCR2, so the KMS will not release the log key to it
 set -euo pipefail
@@ -34,7 +35,7 @@ dir=${EA_QEMU_DIR:-$repo/.qemu-stack}
 profile=${EA_PROFILE:-debug}
 memory=${EA_QEMU_MEMORY:-1024}
 cpus=${EA_QEMU_CPUS:-2}
-accel=${EA_QEMU_ACCEL:-tcg}
+accel=${EA_QEMU_ACCEL:-auto}
 target=${CARGO_TARGET_DIR:-$repo/target}
 key_id=5f0c6a8e-2d1b-4c3a-9e7f-0a1b2c3d4e5f
 region=eu-west-1
@@ -48,9 +49,8 @@ case "$profile" in
   *) echo "EA_PROFILE must be debug or release, not $profile" >&2; exit 2 ;;
 esac
 case "$accel" in
-  tcg) accel_args=(-accel tcg) ;;
-  kvm) accel_args=(-accel kvm -cpu host) ;;
-  *) echo "EA_QEMU_ACCEL must be tcg or kvm, not $accel" >&2; exit 2 ;;
+  auto|tcg|kvm) ;;
+  *) echo "EA_QEMU_ACCEL must be auto, tcg or kvm, not $accel" >&2; exit 2 ;;
 esac
 
 if ! setup=$("$repo/scripts/setup-qemu.sh" --print-env 2>&1); then
@@ -60,13 +60,47 @@ if ! setup=$("$repo/scripts/setup-qemu.sh" --print-env 2>&1); then
 fi
 qemu=$(sed -n 's/^EA_QEMU_BIN=//p' <<<"$setup")
 firmware=$(sed -n 's/^EA_QEMU_FIRMWARE_DIR=//p' <<<"$setup")
+kernel=$(sed -n 's/^EA_ENCLAVE_KERNEL=//p' <<<"$setup")
 vhost=$(sed -n 's/^EA_VHOST_DEVICE_VSOCK=//p' <<<"$setup")
+
+# Does KVM run our kernel here? Some machines' /dev/kvm is a paravirtual KVM that cannot (QEMU
+# then hangs or stops with "KVM internal error"), so a bare boot of the kernel, which panics
+# at once for want of a root filesystem, must reach that panic under KVM within seconds.
+kvm_works() {
+  [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+  local cache="${EA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/enclave-approvals}/kvm-probe"
+  local key
+  key=$(printf '%s\n' "$qemu" "$kernel" "$(uname -r)" | sha256sum | cut -c1-16)
+  local known
+  known=$(sed -n "s/^$key //p" "$cache" 2>/dev/null || true)
+  if [ -z "$known" ]; then
+    if timeout 10 "$qemu" -M microvm -bios qboot.rom -accel kvm -m 256 -nographic -no-reboot \
+      -L "$firmware" -kernel "$kernel" -append "console=ttyS0 panic=-1 reboot=t" </dev/null 2>&1 |
+      grep -q "Kernel panic"; then
+      known=yes
+    else
+      known=no
+    fi
+    mkdir -p "$(dirname "$cache")"
+    echo "$key $known" >>"$cache"
+  fi
+  [ "$known" = yes ]
+}
+if [ "$accel" = auto ]; then
+  if kvm_works; then accel=kvm; else accel=tcg; fi
+fi
+case "$accel" in
+  tcg) accel_args=(-accel tcg) ;;
+  kvm) accel_args=(-accel kvm) ;;
+esac
+echo "run-qemu: QEMU with $accel" >&2
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 echo "building ($profile)..." >&2
-cargo build --quiet "${build_flags[@]}" --manifest-path "$repo/Cargo.toml" \
-  -p parent-proxy -p govctl -p local-kms
+# The whole workspace's binaries, as the tests build them: the same package selection keeps
+# cargo from relinking them when one follows the other.
+cargo build --quiet "${build_flags[@]}" --manifest-path "$repo/Cargo.toml" --workspace --bins
 bin="$target/$profile"
 govctl="$bin/govctl"
 
@@ -117,7 +151,9 @@ image_args=(--out "$dir/eif" --kms-key-id "$key_id" --region "$region" --kms-hos
 for arg in ${EA_ENCLAVE_ARGS:-}; do
   image_args+=(--enclave-arg "$arg")
 done
-"$repo/scripts/build-eif-local.sh" "${image_args[@]}" >/dev/null
+image_started=$SECONDS
+GOVCTL=$govctl "$repo/scripts/build-eif-local.sh" "${image_args[@]}" >/dev/null
+echo "run-qemu: image ready in $((SECONDS - image_started)) s" >&2
 eif="$dir/eif/enclave.eif"
 
 # The key policy names the PCRs of the first image this directory ran. An image built later
@@ -184,6 +220,7 @@ done
 # parent's CID for init and makes a reboot end QEMU (-no-reboot; ACPI is off, so there is no
 # power-off). -------------------------------------------------------------------------------
 : >"$dir/console.log"
+qemu_started=$(date +%s.%N)
 "$qemu" -M "nitro-enclave,vsock=vsock0,id=enclave-approvals" -kernel "$eif" \
   -m "$memory" -smp "$cpus" "${accel_args[@]}" -nographic -no-reboot -L "$firmware" \
   -chardev "socket,id=vsock0,path=$dir/vhost-user.sock" \
@@ -200,6 +237,8 @@ for _ in $(seq 1 1200); do
   alive
   sleep 0.1
 done
+boot_seconds=$(awk -v from="$qemu_started" -v to="$(date +%s.%N)" 'BEGIN { printf "%.1f", to - from }')
+echo "run-qemu: the enclave reached ${phase:-no phase} $boot_seconds s after QEMU started" >&2
 if [ "$phase" = failed ] || [ -z "$phase" ]; then
   echo "the enclave did not start (phase: ${phase:-no answer}):" >&2
   "$govctl" describe --endpoint "$url" >&2 2>&1 || true
