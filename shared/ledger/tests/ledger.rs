@@ -414,6 +414,37 @@ fn genesis_must_let_someone_act() {
 }
 
 #[test]
+fn genesis_refuses_ed25519_keys_anyone_could_sign_with_naming_the_principal() {
+    let w = world();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    // The identity (small order), y = 2 (no curve point), and the identity encoded as
+    // y = p + 1 (non-canonical; also of small order, so named as such).
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut not_a_point = [0u8; 32];
+    not_a_point[0] = 2;
+    let mut order_4_as_p = [0xffu8; 32];
+    order_4_as_p[0] = 0xed;
+    order_4_as_p[31] = 0x7f;
+    for (bytes, why) in [
+        (identity, "small order"),
+        (not_a_point, "not a point"),
+        (order_4_as_p, "small order"),
+    ] {
+        let doc = json!({"version": 1, "name": "x", "createdAt": "2026-01-01T00:00:00Z",
+        "policy": {"principals": [
+            {"id": "admin", "type": "User", "keys": [w.admin.key_json()]},
+            {"id": "mallory", "type": "User", "keys": [
+                {"keyId": "k1", "algorithm": "Ed25519", "publicKey": b64(&bytes)}]}
+        ]}});
+        let error = Genesis::from_json(&doc.to_string())
+            .expect_err("a genesis with a forgeable key was accepted");
+        let text = error.to_string();
+        assert!(text.contains("mallory") && text.contains(why), "{text}");
+    }
+}
+
+#[test]
 fn every_answer_agrees_with_its_records_and_a_rewritten_answer_does_not() {
     use ea_ledger::check_answer_against_records as check;
     let w = world();

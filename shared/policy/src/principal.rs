@@ -6,6 +6,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -107,6 +108,26 @@ pub enum KeyProblem {
     /// Not one of the accepted Ed25519 encodings.
     #[error("an Ed25519 key must be 32 raw bytes or Ed25519 SubjectPublicKeyInfo DER")]
     NotEd25519,
+    /// 32 bytes that do not decode to a point of the curve: no private key belongs to them.
+    #[error(
+        "the Ed25519 key is not a point on the curve (its 32 bytes do not decompress); \
+         register the public key the principal's private key gives"
+    )]
+    Ed25519NotAPoint,
+    /// A point of small order (the identity or another of the eight torsion points): its
+    /// signatures can be forged without any private key.
+    #[error(
+        "the Ed25519 key is a point of small order (the identity or another torsion point): \
+         anyone could forge its signatures; register the principal's real public key"
+    )]
+    Ed25519SmallOrder,
+    /// A point written other than as its canonical encoding (`y` at or above `p`, or the
+    /// sign bit set on `x = 0`), which no key generator writes.
+    #[error(
+        "the Ed25519 key is not in its canonical encoding (y must be below 2^255 - 19, and \
+         x = 0 must have the sign bit clear); register the key as its generator wrote it"
+    )]
+    Ed25519NonCanonical,
 }
 
 /// DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point.
@@ -120,7 +141,19 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 ];
 
 impl PublicKey {
-    /// Checks the encoding's shape (the curve arithmetic is the signature verifier's job).
+    /// Checks the encoding's shape and, for Ed25519, that the key is a point a private key
+    /// can stand behind: on the curve, not of small order, canonically encoded.
+    ///
+    /// Why here and not only in the verifier: the verifier (ring, whose verdict the enclave
+    /// follows) accepts any signature that holds under the cofactorless equation, and for a
+    /// key of small order such signatures can be made without any private key
+    /// (`ea_protocol::key_tables` tests make them). So such a key must never be registered.
+    /// A non-canonical encoding names the same point as another 32 bytes: no generator writes
+    /// one, ring and dalek disagree on them, and the key id would not name one encoding. Only
+    /// `y` values below 19 have one (`y + p` fits in 255 bits); of those, the points of small
+    /// order are reported as such.
+    ///
+    /// Pure arithmetic on the given bytes: no I/O, no randomness.
     pub fn check_encoding(&self) -> Result<(), KeyProblem> {
         let bytes = self.public_key.0.as_slice();
         match self.algorithm {
@@ -135,14 +168,28 @@ impl PublicKey {
                 let raw = bytes
                     .strip_prefix(&ED25519_SPKI_PREFIX[..])
                     .unwrap_or(bytes);
-                if raw.len() == 32 {
-                    Ok(())
-                } else {
-                    Err(KeyProblem::NotEd25519)
-                }
+                let raw = <[u8; 32]>::try_from(raw).map_err(|_| KeyProblem::NotEd25519)?;
+                check_ed25519_point(raw)
             }
         }
     }
+}
+
+/// The Ed25519 rules of [`PublicKey::check_encoding`] on the raw 32 bytes.
+fn check_ed25519_point(raw: [u8; 32]) -> Result<(), KeyProblem> {
+    let compressed = CompressedEdwardsY(raw);
+    // curve25519-dalek reduces y modulo p and accepts a sign bit on x = 0, so the
+    // canonical check below is what refuses those encodings.
+    let point = compressed
+        .decompress()
+        .ok_or(KeyProblem::Ed25519NotAPoint)?;
+    if point.is_small_order() {
+        return Err(KeyProblem::Ed25519SmallOrder);
+    }
+    if point.compress() != compressed {
+        return Err(KeyProblem::Ed25519NonCanonical);
+    }
+    Ok(())
 }
 
 /// A user, group or service principal.
@@ -215,16 +262,139 @@ mod tests {
             key(KeyAlgorithm::ES256, vec![4u8; 64]).check_encoding(),
             Err(KeyProblem::NotP256)
         );
-        assert!(key(KeyAlgorithm::Ed25519, vec![1; 32])
+        // RFC 8032 section 7.1, test 1: the shape checks need a real key since the point
+        // checks came.
+        let ed = hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert!(key(KeyAlgorithm::Ed25519, ed.clone())
             .check_encoding()
             .is_ok());
         let mut ed_spki = ED25519_SPKI_PREFIX.to_vec();
-        ed_spki.extend([1u8; 32]);
+        ed_spki.extend(&ed);
         assert!(key(KeyAlgorithm::Ed25519, ed_spki).check_encoding().is_ok());
         assert_eq!(
             key(KeyAlgorithm::Ed25519, point).check_encoding(),
             Err(KeyProblem::NotEd25519)
         );
+    }
+
+    fn hex32(text: &str) -> Vec<u8> {
+        assert_eq!(text.len(), 64, "{text}");
+        (0..32)
+            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// The eight points of small order, as their canonical encodings are listed in the
+    /// literature ("Taming the many EdDSAs", libsodium's blocklist): the identity, the point
+    /// of order 2, the two of order 4 and the four of order 8.
+    const SMALL_ORDER: [&str; 8] = [
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    ];
+
+    #[test]
+    fn ed25519_keys_of_small_order_are_refused_raw_and_in_spki() {
+        for encoding in SMALL_ORDER {
+            let raw = hex32(encoding);
+            assert_eq!(
+                key(KeyAlgorithm::Ed25519, raw.clone()).check_encoding(),
+                Err(KeyProblem::Ed25519SmallOrder),
+                "{encoding}"
+            );
+            let spki = [ED25519_SPKI_PREFIX.as_slice(), &raw].concat();
+            assert_eq!(
+                key(KeyAlgorithm::Ed25519, spki).check_encoding(),
+                Err(KeyProblem::Ed25519SmallOrder),
+                "{encoding} in SubjectPublicKeyInfo"
+            );
+        }
+    }
+
+    #[test]
+    fn ed25519_bytes_that_are_no_point_are_refused() {
+        // y = 2: x^2 = (y^2 - 1) / (d y^2 + 1) has no square root.
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert_eq!(
+            key(KeyAlgorithm::Ed25519, not_a_point.to_vec()).check_encoding(),
+            Err(KeyProblem::Ed25519NotAPoint)
+        );
+    }
+
+    #[test]
+    fn the_small_order_list_is_dalek_s_eight_torsion_points() {
+        // Cross-checks the literature's encodings with the library's own list, so that the
+        // test above covers every point of small order.
+        let mut ours: Vec<Vec<u8>> = SMALL_ORDER.iter().map(|e| hex32(e)).collect();
+        let mut dalek: Vec<Vec<u8>> = curve25519_dalek::constants::EIGHT_TORSION
+            .iter()
+            .map(|p| p.compress().to_bytes().to_vec())
+            .collect();
+        ours.sort();
+        dalek.sort();
+        assert_eq!(ours, dalek);
+    }
+
+    #[test]
+    fn non_canonical_ed25519_encodings_are_refused() {
+        // p = 2^255 - 19; y + p for y < 19 still fits in 255 bits, and decoders that reduce
+        // modulo p read it as y. Each with either sign bit: the identity as y = p + 1, the
+        // points of order 4 as y = p, and any others of these y that lie on the curve.
+        let p = hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        let mut non_canonical = 0;
+        for y in 0u8..19 {
+            for sign in [0u8, 0x80] {
+                let mut bytes = p.clone();
+                bytes[0] += y;
+                bytes[31] |= sign;
+                let verdict = key(KeyAlgorithm::Ed25519, bytes.clone()).check_encoding();
+                assert!(
+                    matches!(
+                        verdict,
+                        Err(KeyProblem::Ed25519NonCanonical
+                            | KeyProblem::Ed25519SmallOrder
+                            | KeyProblem::Ed25519NotAPoint)
+                    ),
+                    "y = p + {y}, sign {sign:#x}: {verdict:?}"
+                );
+                // y = 0 and y = 1 are of small order; no other of these y may be.
+                if y <= 1 {
+                    assert_eq!(verdict, Err(KeyProblem::Ed25519SmallOrder), "y = p + {y}");
+                }
+                if verdict == Err(KeyProblem::Ed25519NonCanonical) {
+                    non_canonical += 1;
+                }
+            }
+        }
+        // Some of these y lie on the curve at full order, so the canonical check itself is
+        // exercised, not only the two before it.
+        assert!(non_canonical > 0);
+        // The identity with its sign bit set ("negative zero"): of small order.
+        let mut negative_zero = [0u8; 32];
+        negative_zero[0] = 1;
+        negative_zero[31] = 0x80;
+        assert_eq!(
+            key(KeyAlgorithm::Ed25519, negative_zero.to_vec()).check_encoding(),
+            Err(KeyProblem::Ed25519SmallOrder)
+        );
+    }
+
+    #[test]
+    fn a_real_ed25519_key_is_accepted() {
+        // RFC 8032 section 7.1, test 1.
+        let public = hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert_eq!(
+            key(KeyAlgorithm::Ed25519, public.clone()).check_encoding(),
+            Ok(())
+        );
+        let spki = [ED25519_SPKI_PREFIX.as_slice(), &public].concat();
+        assert_eq!(key(KeyAlgorithm::Ed25519, spki).check_encoding(), Ok(()));
     }
 
     #[test]

@@ -68,9 +68,11 @@ pub enum Problem {
     /// Two keys with one id.
     #[error("key id {0} appears twice")]
     DuplicateKeyId(KeyId),
-    /// Key bytes of the wrong shape.
-    #[error("key {key_id}: {problem}")]
+    /// Key bytes of the wrong shape, or an Ed25519 key no private key stands behind.
+    #[error("principal {principal}, key {key_id}: {problem}")]
     BadKey {
+        /// Whose key.
+        principal: PrincipalId,
         /// Which key.
         key_id: KeyId,
         /// What is wrong.

@@ -13,6 +13,11 @@
 //! result. A key that does not decode to a point gets no table and goes to ring. The tests
 //! compare both on valid, mutated and hostile signatures and keys.
 //!
+//! Hostile keys (of small order, non-canonically encoded, or no point at all) can no longer
+//! be registered: `ea_policy::PublicKey::check_encoding` refuses them in commands, state
+//! files and the genesis. Verification still gives ring's verdict for every key, so that a
+//! directory built by an older build verifies exactly as it did.
+//!
 //! A table costs about 1 ms to build and 30 KiB to keep, so a key gets one only once it
 //! has signed [`KeyTables::DEFAULT_PROMOTE_AFTER`] requests, and at most
 //! [`KeyTables::DEFAULT_CAPACITY`] keys keep one (the least recently used makes way).

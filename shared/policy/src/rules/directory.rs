@@ -32,6 +32,7 @@ impl PolicyState {
                 Invalid::at(
                     format!("keys[{i}].publicKey"),
                     Problem::BadKey {
+                        principal: p.id.clone(),
                         key_id: key.key_id.clone(),
                         problem,
                     },
