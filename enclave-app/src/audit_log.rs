@@ -84,6 +84,19 @@ impl AuditLog {
         self.durable
     }
 
+    /// The size and root of the tree acknowledged as durable: what the checkpoint of the
+    /// last acknowledged batch signed, so what this enclave has vouched for.
+    pub fn durable_head(&self) -> (u64, Hash) {
+        // INVARIANT: durable <= sent <= tree.size(), so `root_at` has the root; the current
+        // root stands in only if that ever broke, and then the caller's comparison with a
+        // log read back fails safe (it refuses).
+        let root = self
+            .tree
+            .root_at(self.durable)
+            .unwrap_or_else(|| self.tree.root());
+        (self.durable, root)
+    }
+
     /// Appends a record (its `seq` is set here), returning its index.
     pub fn append(&mut self, mut record: Record) -> Result<u64, AuditLogError> {
         let index = self.tree.size();

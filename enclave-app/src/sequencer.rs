@@ -14,6 +14,16 @@
 //! (that batch's and the next one's, decided on top of it); the sequencer then fails both and
 //! rebuilds state and tree from the parent's log (the same recovery as at start) before
 //! deciding anything else.
+//!
+//! A rebuilt log is taken up only if it holds, as its prefix, the tree this enclave last
+//! acknowledged: the same size and the same root as the checkpoint of that batch. Every
+//! enclave of the image holds the same log key (KMS releases it to the image), so a log that
+//! verifies need not be this enclave's: a second enclave, run by the parent on a copy of the
+//! store, writes another branch with the same key. Taking that branch up would make this
+//! enclave sign checkpoints for two different trees, and the receipts it gave would no longer
+//! be in the log it goes on with. A shorter log is waited out (the parent may still hand
+//! over the records it holds); another branch is final: the sequencer refuses every request
+//! from then on and writes nothing.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ea_audit::record::Record;
-use ea_audit::Receipt;
+use ea_audit::{Hash, Receipt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit_log::{AuditLog, AuditLogError};
@@ -128,6 +138,87 @@ pub enum SequencerError {
     /// Writing the record failed inside the enclave.
     #[error("{0}")]
     Log(String),
+    /// The sequencer stopped for good: the parent's log contradicts what this enclave
+    /// acknowledged (see [`RebuildRefused::Forked`]).
+    #[error("the enclave stopped serving and writes nothing more: {0}")]
+    Failed(String),
+}
+
+/// Why a log rebuilt after a failed commit is not taken up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RebuildRefused {
+    /// The log read back is shorter than what this enclave acknowledged: the parent lost
+    /// records it acknowledged, or forged the acknowledgement. Retried, since the records
+    /// may come back; going on from the shorter log would fork it.
+    #[error(
+        "the parent's log has {found} records, fewer than the {acknowledged} this enclave has \
+         acknowledged: the parent lost acknowledged records or forged an acknowledgement; the \
+         enclave will not fork its log"
+    )]
+    Shorter {
+        /// The records read back.
+        found: u64,
+        /// The size this enclave acknowledged.
+        acknowledged: u64,
+    },
+    /// The log read back is another branch: its tree at the size this enclave acknowledged
+    /// has another root than the checkpoint this enclave signed for that size. It verifies,
+    /// so it was signed with the same log key: a second enclave of the image writing on a
+    /// copy of the store. Final.
+    #[error(
+        "the parent's log is another branch than the one this enclave acknowledged: at size \
+         {size} this enclave signed root {acknowledged}, the log read back has root {found}; \
+         another enclave with the same log key wrote it (on a copy of the store), and going on \
+         would sign checkpoints for two different trees"
+    )]
+    Forked {
+        /// The size this enclave acknowledged.
+        size: u64,
+        /// The root this enclave signed for it.
+        acknowledged: Hash,
+        /// The root of the log read back at that size.
+        found: Hash,
+    },
+}
+
+/// The tree this enclave vouches for: the size and root of the checkpoint of the last batch
+/// the parent acknowledged (or of the log taken up at start or in a rebuild).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Acknowledged {
+    size: u64,
+    root: Hash,
+}
+
+impl Acknowledged {
+    fn of(log: &AuditLog) -> Self {
+        let (size, root) = log.durable_head();
+        Self { size, root }
+    }
+
+    /// Moves on to what `log` has durable, if that is further.
+    fn advance(&mut self, log: &AuditLog) {
+        // Only on growth: the root costs O(log n) hashes, and most batches of reads do not
+        // move the log.
+        if log.durable_size() > self.size {
+            *self = Self::of(log);
+        }
+    }
+
+    /// Whether a rebuilt `log` holds this tree as its prefix.
+    fn check(&self, log: &AuditLog) -> Result<(), RebuildRefused> {
+        match log.tree().root_at(self.size) {
+            None => Err(RebuildRefused::Shorter {
+                found: log.durable_size(),
+                acknowledged: self.size,
+            }),
+            Some(found) if found != self.root => Err(RebuildRefused::Forked {
+                size: self.size,
+                acknowledged: self.root,
+                found,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
 }
 
 struct Job<A: Application> {
@@ -138,26 +229,43 @@ struct Job<A: Application> {
 /// The handle requests are submitted through.
 pub struct Sequencer<A: Application> {
     jobs: mpsc::Sender<Job<A>>,
-    rebuilding: Rebuilding,
+    condition: Shared,
 }
 
 impl<A: Application> Clone for Sequencer<A> {
     fn clone(&self) -> Self {
         Self {
             jobs: self.jobs.clone(),
-            rebuilding: self.rebuilding.clone(),
+            condition: self.condition.clone(),
         }
     }
 }
 
-/// Why the sequencer is rebuilding its state, while it is: health reports it, so that an
-/// operator sees a store that keeps failing (or lying) rather than a silent stall.
-type Rebuilding = Arc<std::sync::RwLock<Option<String>>>;
+/// What the sequencer is doing, with why when it is not serving: health reports it, so that
+/// an operator sees a store that keeps failing (or lying) rather than a silent stall.
+#[derive(Debug, Clone, Default)]
+enum Condition {
+    #[default]
+    Serving,
+    /// Rebuilding the state from the log after a failed commit.
+    Rebuilding(String),
+    /// Stopped for good; every request is refused.
+    Failed(String),
+}
 
-fn set_rebuilding(slot: &Rebuilding, why: Option<String>) {
+type Shared = Arc<std::sync::RwLock<Condition>>;
+
+fn set_condition(slot: &Shared, condition: Condition) {
     match slot.write() {
-        Ok(mut current) => *current = why,
-        Err(poisoned) => *poisoned.into_inner() = why,
+        Ok(mut current) => *current = condition,
+        Err(poisoned) => *poisoned.into_inner() = condition,
+    }
+}
+
+fn condition(slot: &Shared) -> Condition {
+    match slot.read() {
+        Ok(condition) => condition.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
     }
 }
 
@@ -190,8 +298,8 @@ impl<A: Application> Sequencer<A> {
         config: SequencerConfig,
     ) -> Self {
         let (jobs, queue) = mpsc::channel(config.queue.max(1));
-        let acknowledged = log.durable_size();
-        let rebuilding = Rebuilding::default();
+        let acknowledged = Acknowledged::of(&log);
+        let shared = Shared::default();
         let worker = Worker {
             app,
             log,
@@ -200,18 +308,31 @@ impl<A: Application> Sequencer<A> {
             recover,
             config,
             acknowledged,
-            rebuilding: rebuilding.clone(),
+            condition: shared.clone(),
         };
         tokio::spawn(worker.run(queue));
-        Self { jobs, rebuilding }
+        Self {
+            jobs,
+            condition: shared,
+        }
     }
 
     /// `Some(why)` while the state is being rebuilt from the log after a failed commit:
     /// requests are refused as `recovering` meanwhile.
     pub fn rebuilding(&self) -> Option<String> {
-        match self.rebuilding.read() {
-            Ok(why) => why.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        match condition(&self.condition) {
+            Condition::Rebuilding(why) => Some(why),
+            Condition::Serving | Condition::Failed(_) => None,
+        }
+    }
+
+    /// `Some(why)` once the sequencer has stopped for good (the parent's log is another
+    /// branch than the one this enclave acknowledged): every request is refused, nothing is
+    /// written.
+    pub fn failed(&self) -> Option<String> {
+        match condition(&self.condition) {
+            Condition::Failed(why) => Some(why),
+            Condition::Serving | Condition::Rebuilding(_) => None,
         }
     }
 
@@ -233,9 +354,17 @@ struct Worker<A: Application> {
     clock: Clock,
     recover: Recover<A>,
     config: SequencerConfig,
-    /// The largest log size acknowledged as durable in this run.
-    acknowledged: u64,
-    rebuilding: Rebuilding,
+    /// The tree acknowledged as durable in this run (or taken up in a rebuild).
+    acknowledged: Acknowledged,
+    condition: Shared,
+}
+
+/// How a rebuild ended.
+enum Rebuilt {
+    /// The state and log are the parent's log's, which extends what was acknowledged.
+    Done,
+    /// The parent's log contradicts what was acknowledged: stop for good.
+    Refused(String),
 }
 
 /// A decided request waiting for its batch to be durable.
@@ -293,7 +422,9 @@ impl<A: Application> Worker<A> {
                     Ok(flight) => in_flight = flight,
                     Err(error) => {
                         tracing::error!(%error, "a batch could not be sent; rebuilding state from the log");
-                        self.recover_until_done(&mut queue).await;
+                        if let Rebuilt::Refused(why) = self.recover_until_done(&mut queue).await {
+                            return refuse_all(queue, why).await;
+                        }
                         poisoned = false;
                         continue;
                     }
@@ -301,7 +432,9 @@ impl<A: Application> Worker<A> {
             }
             if in_flight.is_none() && open.is_empty() {
                 if poisoned {
-                    self.recover_until_done(&mut queue).await;
+                    if let Rebuilt::Refused(why) = self.recover_until_done(&mut queue).await {
+                        return refuse_all(queue, why).await;
+                    }
                     poisoned = false;
                     continue;
                 }
@@ -327,7 +460,9 @@ impl<A: Application> Worker<A> {
                             for d in flight.into_iter().flat_map(|f| f.decided).chain(open.drain(..)) {
                                 let _ = d.reply.send(Err(error.clone()));
                             }
-                            self.recover_until_done(&mut queue).await;
+                            if let Rebuilt::Refused(why) = self.recover_until_done(&mut queue).await {
+                                return refuse_all(queue, why).await;
+                            }
                             poisoned = false;
                         }
                     }
@@ -416,7 +551,7 @@ impl<A: Application> Worker<A> {
     /// receipts.
     fn finish(&mut self, decided: Vec<Decided<A>>, checkpoint: &str, size: u64, poisoned: bool) {
         self.log.mark_durable(size);
-        self.acknowledged = self.acknowledged.max(size);
+        self.acknowledged.advance(&self.log);
         if !poisoned {
             self.app.committed();
         }
@@ -436,47 +571,55 @@ impl<A: Application> Worker<A> {
         }
     }
 
-    /// Rebuilds from the log, refusing requests meanwhile, until it succeeds.
-    async fn recover_until_done(&mut self, queue: &mut mpsc::Receiver<Job<A>>) {
+    /// Rebuilds from the log, refusing requests meanwhile, until it succeeds or finds the
+    /// parent's log to be another branch.
+    async fn recover_until_done(&mut self, queue: &mut mpsc::Receiver<Job<A>>) -> Rebuilt {
         let mut delay = Duration::from_millis(50);
-        set_rebuilding(
-            &self.rebuilding,
-            Some("rebuilding the state from the log after a failed commit".into()),
+        set_condition(
+            &self.condition,
+            Condition::Rebuilding("rebuilding the state from the log after a failed commit".into()),
         );
         loop {
-            let rebuilt = (self.recover)().await.and_then(|(app, log)| {
-                // Within one run the enclave knows how far it has vouched for the log: a
-                // parent whose log is now shorter lost acknowledged records, or forged an
-                // acknowledgement. Continuing would fork the log; refuse instead.
-                if log.durable_size() < self.acknowledged {
-                    anyhow::bail!(
-                        "the parent's log has {} records, fewer than the {} this enclave has \
-                         acknowledged: the parent lost acknowledged records or forged an \
-                         acknowledgement; the enclave will not fork its log",
-                        log.durable_size(),
-                        self.acknowledged
-                    );
-                }
-                Ok((app, log))
-            });
+            let rebuilt = match (self.recover)().await {
+                // Within one run the enclave knows which tree it has vouched for: the log
+                // read back must extend it (see the module documentation).
+                Ok((app, log)) => match self.acknowledged.check(&log) {
+                    Ok(()) => Ok((app, log)),
+                    Err(refused @ RebuildRefused::Forked { .. }) => {
+                        let why = refused.to_string();
+                        tracing::error!(error = %why, "the parent's log is another branch; refusing every request from now on");
+                        set_condition(&self.condition, Condition::Failed(why.clone()));
+                        return Rebuilt::Refused(why);
+                    }
+                    Err(refused @ RebuildRefused::Shorter { .. }) => {
+                        Err(anyhow::Error::new(refused))
+                    }
+                },
+                Err(error) => Err(error),
+            };
             match rebuilt {
                 Ok((app, log)) => {
                     self.app = app;
                     self.log = log;
+                    // The enclave goes on from this log, and signs checkpoints that extend it:
+                    // from now on it vouches for all of it.
+                    self.acknowledged = Acknowledged::of(&self.log);
                     self.app.committed();
-                    set_rebuilding(&self.rebuilding, None);
+                    set_condition(&self.condition, Condition::Serving);
                     tracing::info!(
                         records = self.log.durable_size(),
                         "state rebuilt from the log"
                     );
-                    return;
+                    return Rebuilt::Done;
                 }
                 Err(error) => {
                     let error = format!("{error:#}");
                     tracing::error!(%error, "recovery failed; retrying");
-                    set_rebuilding(
-                        &self.rebuilding,
-                        Some(format!("rebuilding the state from the log: {error}")),
+                    set_condition(
+                        &self.condition,
+                        Condition::Rebuilding(format!(
+                            "rebuilding the state from the log: {error}"
+                        )),
                     );
                     let deadline = tokio::time::Instant::now() + delay;
                     while let Ok(Some(job)) = tokio::time::timeout_at(deadline, queue.recv()).await
@@ -487,5 +630,13 @@ impl<A: Application> Worker<A> {
                 }
             }
         }
+    }
+}
+
+/// Refuses every request until the last handle is dropped: what a sequencer does once it has
+/// stopped for good. It decides nothing and writes nothing.
+async fn refuse_all<A: Application>(mut queue: mpsc::Receiver<Job<A>>, why: String) {
+    while let Some(job) = queue.recv().await {
+        let _ = job.reply.send(Err(SequencerError::Failed(why.clone())));
     }
 }

@@ -6,7 +6,7 @@
 //! | `awaiting_genesis` | the store holds no log | + the genesis document, once |
 //! | `recovering` | the store holds a log: it is read, verified, replayed (health also says `recovering`, with why, while a serving enclave rebuilds its state after a failed commit) | health, describe, attestation |
 //! | `serving` | the log verified (or genesis was written) and this start's `enclave_start` record is durable | + signed requests |
-//! | `failed` | the log does not verify: the error names the first bad index; nothing is written | health, describe, attestation |
+//! | `failed` | the log does not verify: the error names the first bad index; or, while serving, the log read back after a failed commit is another branch than the one this enclave acknowledged (a second enclave with the same log key wrote it): the error names the size and both roots. Nothing is written | health, describe, attestation |
 //!
 //! Signed requests are authenticated on the connection's task against the published key
 //! directory, then decided one after another by the sequencer, which answers only once
@@ -361,10 +361,20 @@ impl Service {
     }
 
     fn phase(&self) -> Phase {
-        match self.phase.read() {
+        let phase = match self.phase.read() {
             Ok(phase) => phase.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        // A sequencer that stopped for good stops the service: health, describe and every
+        // request say so, with why.
+        if let Phase::Serving(serving) = &phase {
+            if let Some(why) = serving.sequencer.failed() {
+                return Phase::Failed(format!(
+                    "the enclave stopped serving and writes nothing more: {why}"
+                ));
+            }
         }
+        phase
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -729,6 +739,7 @@ impl Service {
                     SequencerError::Recovering => "recovering",
                     SequencerError::Stopped => "shutting_down",
                     SequencerError::Log(_) => "internal",
+                    SequencerError::Failed(_) => "enclave_not_ready",
                 };
                 api_error(503, code, error.to_string())
             }

@@ -101,18 +101,7 @@ impl Application for Counter {
             return self.value;
         }
         self.value += by;
-        context
-            .append(Record {
-                seq: 0,
-                time: context.now,
-                kind: RecordKind::StateChange,
-                actor: "tester".into(),
-                request: None,
-                decision: ciborium::Value::Null,
-                changes: ciborium::Value::Integer(by.into()),
-                attestation: None,
-            })
-            .unwrap();
+        context.append(increment(by, context.now)).unwrap();
         self.value
     }
     fn tick(&mut self, _: &mut Context<'_>) {}
@@ -120,6 +109,37 @@ impl Application for Counter {
         None
     }
     fn committed(&mut self) {}
+}
+
+/// The record of one increment.
+fn increment(by: u64, time: u64) -> Record {
+    Record {
+        seq: 0,
+        time,
+        kind: RecordKind::StateChange,
+        actor: "tester".into(),
+        request: None,
+        decision: ciborium::Value::Null,
+        changes: ciborium::Value::Integer(by.into()),
+        attestation: None,
+    }
+}
+
+/// The time the tests' clock always reads.
+const NOW: u64 = 1_700_000_000_000;
+
+/// A log holding genesis and one increment record for each of `increments` (written at
+/// [`NOW`]), all durable: what a rebuild from a store holding them returns.
+fn log_of(increments: &[u64]) -> AuditLog {
+    let mut log = fresh_log();
+    for &by in increments {
+        log.append(increment(by, NOW)).unwrap();
+    }
+    if log.has_pending() {
+        log.take_batch().unwrap();
+    }
+    log.mark_durable(log.next_index());
+    log
 }
 
 fn fresh_log() -> AuditLog {
@@ -373,4 +393,93 @@ async fn a_parent_that_forged_an_acknowledgement_is_not_followed_into_a_fork() {
     }
     assert!(recoveries.load(Ordering::SeqCst) >= 1);
     assert_eq!(memory.records.lock().unwrap().len(), 1, "nothing written");
+}
+
+#[tokio::test]
+async fn a_rebuilt_log_on_another_branch_is_refused_and_nothing_more_is_written() {
+    // The enclave acknowledged genesis and `+1` (size 2). After a failed commit the parent
+    // serves another branch that verifies (a second enclave of the same image, holding the
+    // same KMS log key, wrote it on a copy of the store): as long, or longer. Adopting it
+    // would make this enclave sign checkpoints for two different trees.
+    let ours = log_of(&[1]).tree().root();
+    for (name, branch) in [("as long", vec![2]), ("longer", vec![2, 3])] {
+        let theirs = log_of(&branch).tree().root_at(2).unwrap();
+        assert_ne!(ours, theirs);
+        let memory = MemoryStore::default();
+        let recoveries = Arc::new(AtomicUsize::new(0));
+        let recover: Recover<Counter> = {
+            let recoveries = recoveries.clone();
+            Arc::new(move || {
+                recoveries.fetch_add(1, Ordering::SeqCst);
+                let branch = branch.clone();
+                Box::pin(async move {
+                    let value = branch.iter().sum();
+                    Ok((Counter { value }, log_of(&branch)))
+                })
+            })
+        };
+        let (_dir, sequencer) = slow_store_sequencer(&memory, recover).await;
+        let acknowledged = sequencer.submit(1).await.unwrap();
+        assert_eq!(acknowledged.receipts[0].index, 1);
+        memory.refuse.store(true, Ordering::SeqCst);
+        assert!(
+            matches!(
+                sequencer.submit(1).await,
+                Err(SequencerError::NotDurable(_))
+            ),
+            "{name}"
+        );
+        // The store would take appends again: none may come.
+        memory.refuse.store(false, Ordering::SeqCst);
+        let appends = memory.appends.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            let message = match sequencer.submit(1).await {
+                Err(error) => error.to_string(),
+                Ok(committed) => panic!(
+                    "{name}: the enclave adopted the other branch and went on (value {})",
+                    committed.reply
+                ),
+            };
+            for expected in ["size 2", &ours.to_hex(), &theirs.to_hex()] {
+                assert!(
+                    message.contains(expected),
+                    "{name}: {expected} in {message}"
+                );
+            }
+        }
+        assert_eq!(memory.appends.load(Ordering::SeqCst), appends, "{name}");
+        assert_eq!(memory.records.lock().unwrap().len(), 2, "{name}");
+        assert_eq!(
+            recoveries.load(Ordering::SeqCst),
+            1,
+            "{name}: final, not retried"
+        );
+        // Health sees it as stopped, not as still rebuilding.
+        let failed = sequencer.failed().unwrap_or_default();
+        assert!(failed.contains("another branch"), "{name}: {failed}");
+        assert_eq!(sequencer.rebuilding(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_rebuilt_log_that_extends_what_was_acknowledged_is_adopted() {
+    // The parent stored the failed batch (`+5`) but its answer was lost: the log read back
+    // holds the acknowledged tree as its prefix, and the enclave goes on from it.
+    let memory = MemoryStore::default();
+    let recover: Recover<Counter> = {
+        let memory = memory.clone();
+        Arc::new(move || {
+            memory.refuse.store(false, Ordering::SeqCst);
+            Box::pin(async { Ok((Counter { value: 6 }, log_of(&[1, 5]))) })
+        })
+    };
+    let (_dir, sequencer) = slow_store_sequencer(&memory, recover).await;
+    sequencer.submit(1).await.unwrap();
+    memory.refuse.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        sequencer.submit(5).await,
+        Err(SequencerError::NotDurable(_))
+    ));
+    // A read (no record) sees the rebuilt state.
+    assert_eq!(sequencer.submit(0).await.unwrap().reply, 6);
 }

@@ -19,6 +19,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
+use crate::kms::LocalKms;
 use crate::{measurements_json, Deployment, LocalStack};
 
 /// Largest frame relayed: well above any limit of the real processes, so that their own
@@ -371,6 +372,44 @@ impl HostileDeployment {
         proxy_args: &[&str],
     ) -> HostileDeployment {
         let dir = tempfile::tempdir().expect("temp dir");
+        let measurements = dir.path().join("pcrs.json");
+        std::fs::write(&measurements, measurements_json("aa").to_string()).expect("write pcrs");
+        let measurements = measurements.display().to_string();
+        let mut enclave = vec!["--mock-measurements", measurements.as_str()];
+        enclave.extend_from_slice(enclave_args);
+        Self::start_in(dir, users, policy, &enclave, proxy_args)
+    }
+
+    /// Like [`HostileDeployment::start`], with the log key sealed through a local KMS
+    /// (`--log-key kms`): every enclave of this image started on this stack's store gets
+    /// the same log key back, as on AWS. The KMS runs as long as the returned handle lives.
+    pub fn start_with_kms(
+        users: &[&str],
+        policy: serde_json::Value,
+    ) -> (HostileDeployment, LocalKms) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kms = LocalKms::prepare(dir.path());
+        let enclave = kms.enclave_args();
+        let proxy = kms.proxy_args();
+        let deployment = Self::start_in(
+            dir,
+            users,
+            policy,
+            &enclave.iter().map(String::as_str).collect::<Vec<_>>(),
+            &proxy.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        (deployment, kms)
+    }
+
+    /// Starts the relays and the stack in `dir` (whose `pcrs.json` the enclave's arguments
+    /// name), and submits a genesis.
+    fn start_in(
+        dir: tempfile::TempDir,
+        users: &[&str],
+        policy: serde_json::Value,
+        enclave_args: &[&str],
+        proxy_args: &[&str],
+    ) -> HostileDeployment {
         let api = Interposer::start(
             &dir.path().join("hostile-api.sock"),
             &dir.path().join("enclave.sock"),
@@ -380,16 +419,8 @@ impl HostileDeployment {
             &dir.path().join("store.sock"),
         );
         let scratch = tempfile::tempdir().expect("temp dir");
-        let measurements = dir.path().join("pcrs.json");
-        std::fs::write(&measurements, measurements_json("aa").to_string()).expect("write pcrs");
-        let measurements = measurements.display().to_string();
         let store_address = store.address();
-        let mut enclave = vec![
-            "--mock-measurements",
-            measurements.as_str(),
-            "--store",
-            store_address.as_str(),
-        ];
+        let mut enclave = vec!["--store", store_address.as_str()];
         enclave.extend_from_slice(enclave_args);
         let api_address = api.address();
         let mut proxy = vec!["--enclave", api_address.as_str()];

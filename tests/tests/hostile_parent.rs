@@ -529,6 +529,186 @@ fn a_forged_acknowledgement_is_caught_and_the_receipt_proves_it() {
     no_panic(&mut d);
 }
 
+/// Copies the store files of `from` (a SQLite file and its journal) over those of `to`. Only
+/// while no proxy has them open.
+fn copy_store(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for file in ["log.sqlite", "log.sqlite-wal", "log.sqlite-shm"] {
+        // A journal left from the other copy would be replayed onto this one.
+        std::fs::remove_file(to.join(file)).ok();
+        if from.join(file).exists() {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
+    }
+}
+
+/// The root hash, in hex, of a signed checkpoint note.
+fn root_of(note: &str) -> String {
+    let (_, checkpoint) = ea_audit::checkpoint::parse_unverified(note).unwrap();
+    checkpoint.root.to_hex()
+}
+
+#[test]
+fn a_second_enclave_with_the_same_kms_key_cannot_lead_a_running_one_onto_its_branch() {
+    // With the log key sealed through KMS, every enclave of the image gets the same key. A
+    // parent can run a second enclave on a copy of its store: that enclave writes its own
+    // records there, signed with the same key, so the copy becomes another branch of the
+    // log that verifies. The parent then fails the running enclave's next append and, when
+    // it rebuilds its state, serves it that branch, as long as the log it acknowledged.
+    let (mut h, kms) = HostileDeployment::start_with_kms(&["admin"], policy());
+    let dir = h.deployment.stack.dir.path().to_owned();
+    h.deployment
+        .govctl("admin", &["principal", "create", "before-the-copy"])
+        .expect(0);
+
+    // The parent copies its store as it stands.
+    h.deployment.stack.kill_proxy();
+    copy_store(&dir, &dir.join("copy"));
+    h.deployment.stack.restart_proxy();
+
+    // The running enclave acknowledges one more change: the log it vouches for ends there.
+    let receipt = dir.join("ours.json");
+    h.deployment
+        .govctl(
+            "admin",
+            &[
+                "principal",
+                "create",
+                "ours",
+                "--receipt-out",
+                receipt.to_str().unwrap(),
+            ],
+        )
+        .expect(0);
+    let acknowledged = log_size(&h.deployment);
+    let reply: Value = serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
+    let ours = root_of(
+        reply["records"][0]["receipt"]["checkpoint"]
+            .as_str()
+            .unwrap(),
+    );
+
+    // The parent puts the copy back and starts a second enclave of the same image on it:
+    // KMS releases the same log key, and its `enclave_start` record, signed with that key,
+    // takes the index the running enclave gave to "ours".
+    h.deployment.stack.kill_proxy();
+    copy_store(&dir.join("copy"), &dir);
+    h.deployment.stack.restart_proxy();
+    let second_log = dir.join("second-enclave.log");
+    let mut argv: Vec<String> = vec![
+        "--listen".into(),
+        format!("unix:{}", dir.join("second-enclave.sock").display()),
+        "--nsm".into(),
+        "mock".into(),
+        "--mock-ca-dir".into(),
+        h.deployment.stack.mock_ca_dir().display().to_string(),
+        "--store".into(),
+        format!("unix:{}", dir.join("store.sock").display()),
+    ];
+    argv.extend(kms.enclave_args());
+    let second = ea_tests::Process::spawn(&binaries().path("enclave-app"), &argv, &second_log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&second_log)
+        .unwrap_or_default()
+        .contains("log recovered")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second enclave did not start:\n{}",
+            h.deployment.stack.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    second.kill();
+
+    // The parent fails the running enclave's next append; the enclave rebuilds from the
+    // store, which now holds the other branch, exactly as long as what it acknowledged.
+    let mut armed = true;
+    h.store.set(move |frame| {
+        if armed && frame.from == Side::Client {
+            if let Some(envelope) = frame.decode::<StoreRequest>() {
+                if matches!(envelope.body, StoreRequest::Append { .. }) {
+                    armed = false;
+                    let refusal =
+                        ea_protocol::ErrorReply::new(ErrorCode::StorageFailed, "disk full");
+                    return Action::Answer(message(envelope.id, &StoreResponse::Error(refusal)));
+                }
+            }
+        }
+        Action::Forward
+    });
+    h.store.forget();
+    let gov = h
+        .deployment
+        .govctl("admin", &["principal", "create", "refused-append"]);
+    assert_eq!(gov.code, Some(1), "{}", gov.stderr);
+
+    // The enclave refuses the branch: phase `failed`, naming the size and both roots.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let described = loop {
+        let described = h.deployment.govctl("admin", &["describe"]).json;
+        if described["phase"] == "failed" {
+            break described;
+        }
+        if Instant::now() > deadline {
+            let adopted = h
+                .deployment
+                .govctl("admin", &["principal", "create", "on-their-branch"]);
+            panic!(
+                "the enclave did not refuse the other branch: {described}\n\
+                 a change after the rebuild: exit {:?} {}\n{}",
+                adopted.code,
+                adopted.stderr,
+                h.deployment.stack.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let error = described["error"].as_str().unwrap_or_default();
+    let theirs = h
+        .store
+        .seen()
+        .iter()
+        .filter_map(|f| f.decode::<StoreResponse>())
+        .find_map(|e| match e.body {
+            StoreResponse::Checkpoints { checkpoints } => checkpoints
+                .into_iter()
+                .find(|(size, _)| *size == acknowledged)
+                .map(|(_, note)| root_of(&note)),
+            _ => None,
+        })
+        .expect("the enclave read the other branch's checkpoint");
+    assert_ne!(ours, theirs);
+    for expected in [&format!("size {acknowledged}"), &ours, &theirs] {
+        assert!(error.contains(expected.as_str()), "{expected} in {error}");
+    }
+    let health = std::process::Command::new(binaries().path("govctl"))
+        .args(["health", "--endpoint", &h.deployment.stack.url])
+        .output()
+        .unwrap();
+    assert!(!health.status.success());
+    let refused = h
+        .deployment
+        .govctl("admin", &["principal", "create", "after-the-fork"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+
+    // Nothing written after the refused append.
+    let appends = h
+        .store
+        .seen()
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.decode::<StoreRequest>().map(|e| e.body),
+                Some(StoreRequest::Append { .. } | StoreRequest::PutSealedKey { .. })
+            )
+        })
+        .count();
+    assert_eq!(appends, 1, "only the append the parent refused");
+    let mut d = h.deployment;
+    no_panic(&mut d);
+}
+
 #[test]
 fn forged_store_answers_are_refused() {
     let mut h = HostileDeployment::start(&["admin"], policy(), &[], &[]);
