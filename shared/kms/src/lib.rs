@@ -55,7 +55,7 @@ pub mod sigv4;
 #[cfg(feature = "client")]
 pub use client::{KmsConfig, KmsError, LogKeyRelease};
 pub use recipient::{key_id, RecipientKey, RecipientKeyError, KEY_ID_LEN, RECIPIENT_KEY_BITS};
-pub use seal::{seal_log_key, SealError, SealedLogKey};
+pub use seal::{seal_log_key, SealError, SealedLogKey, LOG_KEY_VERSION};
 
 /// Compares two secrets by their SHA-256 digests, so that the time taken says nothing
 /// about how many leading bytes agree.

@@ -8,6 +8,12 @@
 //!   (u32, big-endian)`. A blob sealed for another log, or for another key version, does
 //!   not open, so the parent cannot hand one log's key to another log's enclave or roll a
 //!   key version back without detection.
+//! - The version is pinned: this build seals and opens [`LOG_KEY_VERSION`] only. The version
+//!   field of a blob comes from the (untrusted) parent, so were it believed, a genuine blob
+//!   sealed at another version (by an older build, under an older key) would open: the
+//!   associated data would be rebuilt from the very field the parent chose. A blob of any
+//!   other version is refused with [`SealError::UnexpectedVersion`] before anything is
+//!   decrypted.
 //! - Each data key seals exactly one seed, so a random 96-bit nonce cannot repeat under it.
 //!
 //! The blob's encoding is deterministic CBOR (RFC 8949 §4.2.1: definite lengths, map keys
@@ -28,6 +34,9 @@ pub const MAX_SEALED_LOG_KEY_LEN: usize = 8 * 1024;
 pub const MAX_CIPHERTEXT_BLOB_LEN: usize = 6144;
 /// Longest KMS key id or ARN (KMS's documented maximum).
 pub const MAX_KMS_KEY_ID_LEN: usize = 2048;
+
+/// The log key version this build seals, and the only one it opens.
+pub const LOG_KEY_VERSION: u32 = 1;
 
 const AAD_DOMAIN: &[u8] = b"enclave-approvals/log-key/v1";
 const TAG_LEN: usize = 16;
@@ -50,6 +59,21 @@ pub enum SealError {
     Open {
         /// The version the blob claims.
         version: u32,
+    },
+    /// The blob is of a version other than the one this build seals and opens: refused
+    /// whatever its tag would say, so that the parent cannot hand back a blob of an older
+    /// version (an older build's, an older key's) to roll the key back.
+    #[error(
+        "the sealed log key is version {found}, but this build seals and opens version \
+         {expected} only: the parent's store returned a blob of another build or an older \
+         key; restore the sealed_key this build wrote (from a backup), or run the build that \
+         sealed version {found}"
+    )]
+    UnexpectedVersion {
+        /// The version the blob claims.
+        found: u32,
+        /// [`LOG_KEY_VERSION`].
+        expected: u32,
     },
     /// The encoded blob is larger than [`MAX_SEALED_LOG_KEY_LEN`].
     #[error("a sealed log key of {len} bytes is larger than the {max}-byte limit")]
@@ -131,8 +155,42 @@ fn cipher(data_key: &[u8; KEY_LEN]) -> Result<LessSafeKey, SealError> {
         .map_err(|_| SealError::Seal)
 }
 
-/// Seals `seed` under `data_key`, for the log with `genesis_hash` and key `version`.
+/// Refuses any version but [`LOG_KEY_VERSION`].
+pub(crate) fn check_version(found: u32) -> Result<(), SealError> {
+    if found == LOG_KEY_VERSION {
+        Ok(())
+    } else {
+        Err(SealError::UnexpectedVersion {
+            found,
+            expected: LOG_KEY_VERSION,
+        })
+    }
+}
+
+/// Seals `seed` under `data_key`, for the log with `genesis_hash` and key `version`, which
+/// must be [`LOG_KEY_VERSION`]: a caller that asks for another would get a blob no later
+/// start of this build opens, so it is refused now ([`SealError::UnexpectedVersion`]).
 pub fn seal_log_key(
+    data_key: &[u8; KEY_LEN],
+    seed: &[u8; KEY_LEN],
+    genesis_hash: &[u8; KEY_LEN],
+    version: u32,
+    kms_key_id: String,
+    ciphertext_blob: Vec<u8>,
+) -> Result<SealedLogKey, SealError> {
+    check_version(version)?;
+    seal_at_version(
+        data_key,
+        seed,
+        genesis_hash,
+        version,
+        kms_key_id,
+        ciphertext_blob,
+    )
+}
+
+/// [`seal_log_key`] at any version (tests make blobs of other versions with it).
+fn seal_at_version(
     data_key: &[u8; KEY_LEN],
     seed: &[u8; KEY_LEN],
     genesis_hash: &[u8; KEY_LEN],
@@ -162,12 +220,15 @@ pub fn seal_log_key(
 }
 
 impl SealedLogKey {
-    /// Opens the seed with the data key KMS released, for the log with `genesis_hash`.
+    /// Opens the seed with the data key KMS released, for the log with `genesis_hash`. Only
+    /// a blob of version [`LOG_KEY_VERSION`] opens; the version is checked before anything
+    /// is decrypted.
     pub fn open(
         &self,
         data_key: &[u8; KEY_LEN],
         genesis_hash: &[u8; KEY_LEN],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, SealError> {
+        check_version(self.version)?;
         let failed = SealError::Open {
             version: self.version,
         };
@@ -285,7 +346,7 @@ mod tests {
             &[1; 32],
             &[2; 32],
             &GENESIS,
-            3,
+            LOG_KEY_VERSION,
             "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
             vec![9; 200],
         )
@@ -306,21 +367,94 @@ mod tests {
         let sealed = sealed();
         assert!(matches!(
             sealed.open(&[1; 32], &[0x6f; 32]),
-            Err(SealError::Open { version: 3 })
+            Err(SealError::Open { version: 1 })
         ));
         assert!(matches!(
             sealed.open(&[7; 32], &GENESIS),
             Err(SealError::Open { .. })
         ));
+        // The version field relabelled: refused by the pin before any decryption.
         let mut rolled_back = sealed.clone();
-        rolled_back.version = 2;
+        rolled_back.version = 0;
         assert!(matches!(
             rolled_back.open(&[1; 32], &GENESIS),
-            Err(SealError::Open { version: 2 })
+            Err(SealError::UnexpectedVersion {
+                found: 0,
+                expected: 1
+            })
+        ));
+        // A blob sealed at version 0 relabelled as version 1 passes the pin, and the
+        // associated data (which binds the version it was sealed at) refuses it.
+        let mut relabelled = seal_at_version(
+            &[1; 32],
+            &[2; 32],
+            &GENESIS,
+            0,
+            "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+            vec![9; 200],
+        )
+        .unwrap();
+        relabelled.version = LOG_KEY_VERSION;
+        assert!(matches!(
+            relabelled.open(&[1; 32], &GENESIS),
+            Err(SealError::Open { version: 1 })
         ));
         let mut altered = sealed;
         altered.sealed[0] ^= 1;
         assert!(altered.open(&[1; 32], &GENESIS).is_err());
+    }
+
+    #[test]
+    fn a_genuine_blob_sealed_at_another_version_does_not_open() {
+        // Sealed for this very log, with the right data key: only its version differs
+        // from the one this build seals (1), e.g. a blob an older build left behind.
+        for version in [0, 2, u32::MAX] {
+            let other = seal_at_version(
+                &[1; 32],
+                &[2; 32],
+                &GENESIS,
+                version,
+                "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+                vec![9; 200],
+            )
+            .unwrap();
+            let stored = SealedLogKey::from_bytes(&other.to_bytes().unwrap()).unwrap();
+            let error = stored
+                .open(&[1; 32], &GENESIS)
+                .expect_err("a blob of another version opened");
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!("version {version}")) && text.contains("version 1"),
+                "{text}"
+            );
+            assert!(
+                matches!(
+                    error,
+                    SealError::UnexpectedVersion { found, expected: 1 } if found == version
+                ),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sealing_at_another_version_is_refused() {
+        let error = seal_log_key(
+            &[1; 32],
+            &[2; 32],
+            &GENESIS,
+            2,
+            "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+            vec![9; 200],
+        )
+        .unwrap_err();
+        assert!(matches!(
+            error,
+            SealError::UnexpectedVersion {
+                found: 2,
+                expected: 1
+            }
+        ));
     }
 
     #[test]

@@ -235,7 +235,8 @@ impl LogKeyRelease {
     }
 
     /// First start: `GenerateDataKey` (AES_256) with a Recipient, then seals `log_key_seed`
-    /// under the data key for the log `genesis_hash` at `key_version`. Before returning it
+    /// under the data key for the log `genesis_hash` at `key_version` (which must be
+    /// [`crate::LOG_KEY_VERSION`], checked before any KMS call). Before returning it
     /// asks KMS to `Decrypt` the new data key once, so that a key policy that allows
     /// `GenerateDataKey` but not `Decrypt` fails now, not at the next start with a sealed
     /// key that nothing can open. Store the result with [`SealedLogKey::to_bytes`].
@@ -246,6 +247,8 @@ impl LogKeyRelease {
         key_version: u32,
     ) -> Result<SealedLogKey, KmsError> {
         const OPERATION: &str = "GenerateDataKey";
+        // Before any KMS call: a blob of another version would never open again.
+        crate::seal::check_version(key_version).map_err(KmsError::Seal)?;
         let (key, recipient, pcr0) = self.recipient().await?;
         let output = self
             .client
