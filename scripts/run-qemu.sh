@@ -189,7 +189,7 @@ done
 # through $vsock with a CONNECT line. --------------------------------------------------------
 vsock="$dir/vsock.sock"
 rm -f "$vsock" "$vsock"_* "$dir/vhost-user.sock"
-"$vhost" --vm "guest-cid=$guest_cid,uds-path=$vsock,socket=$dir/vhost-user.sock" \
+"$vhost" --vm "guest-cid=$guest_cid,uds-path=$vsock,socket=$dir/vhost-user.sock,tx-buffer-size=1048576" \
   2>>"$dir/vhost-device-vsock.log" &
 pids+=("$!")
 

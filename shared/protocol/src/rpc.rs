@@ -48,23 +48,28 @@ pub trait Handler<Req, Resp>: Clone + Send + Sync + 'static {
 /// Frames queued for the writer task of a connection.
 type Outbox = mpsc::Sender<Vec<u8>>;
 
-/// Writes queued frames, coalescing whatever is queued into one flush.
+/// Writes queued frames, coalescing whatever is queued into one flush. A write error ends it
+/// (and so closes the queue, which its senders see); the error is logged here, since nobody
+/// else learns why.
 async fn write_queued<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Receiver<Vec<u8>>) {
     let mut writer = BufWriter::new(writer);
-    while let Some(frame) = queue.recv().await {
-        if writer.write_all(&frame).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = queue.try_recv() {
-            if writer.write_all(&frame).await.is_err() {
-                return;
+    let written: std::io::Result<()> = async {
+        while let Some(frame) = queue.recv().await {
+            writer.write_all(&frame).await?;
+            while let Ok(frame) = queue.try_recv() {
+                writer.write_all(&frame).await?;
             }
+            writer.flush().await?;
         }
-        if writer.flush().await.is_err() {
-            return;
-        }
+        Ok(())
     }
-    let _ = writer.shutdown().await;
+    .await;
+    match written {
+        Ok(()) => {
+            let _ = writer.shutdown().await;
+        }
+        Err(error) => tracing::warn!(%error, "writing to the connection failed; closing it"),
+    }
 }
 
 /// Encodes a reply into a whole frame; a reply too large for a frame becomes an error reply.
@@ -110,6 +115,8 @@ pub async fn serve_connection<Req, Resp, H>(
         let frame = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
+            // The writer failed: no reply could reach the peer any more.
+            () = outbox.closed() => break,
             frame = read_frame(&mut reader, limits.max_frame_len) => frame,
         };
         let bytes = match frame {
@@ -261,7 +268,12 @@ where
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
         });
-        tokio::spawn(write_queued(writer, queue));
+        let writer_shared = shared.clone();
+        tokio::spawn(async move {
+            write_queued(writer, queue).await;
+            // Whatever is pending now can never be answered: a frame may have been cut short.
+            writer_shared.fail_all();
+        });
         let reader_shared = shared.clone();
         tokio::spawn(async move {
             loop {

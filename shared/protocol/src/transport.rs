@@ -22,7 +22,7 @@ use crate::address::Address;
 #[derive(Debug)]
 pub enum Stream {
     /// vsock.
-    Vsock(VsockStream),
+    Vsock(VsockConnection),
     /// Unix domain socket.
     Unix(UnixStream),
     /// TCP.
@@ -37,9 +37,9 @@ impl Stream {
     /// the backend refused), naming the socket, the port and what the backend said.
     pub async fn connect(address: &Address) -> io::Result<Stream> {
         match address {
-            Address::Vsock { cid, port } => Ok(Stream::Vsock(
+            Address::Vsock { cid, port } => Ok(Stream::Vsock(VsockConnection::new(
                 VsockStream::connect(VsockAddr::new(*cid, *port)).await?,
-            )),
+            ))),
             Address::VsockUds { path, port } => Ok(Stream::Unix(
                 connect_hybrid_vsock(path, *port, HYBRID_HANDSHAKE_TIMEOUT).await?,
             )),
@@ -154,9 +154,52 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Vsock(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Vsock(s) => Pin::new(&mut s.stream).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+/// How long a vsock write waits before trying again after `ENOBUFS`.
+const VSOCK_TX_FULL_BACKOFF: Duration = Duration::from_millis(1);
+/// `ENOBUFS` on Linux.
+const ENOBUFS: i32 = 105;
+
+/// A vsock stream that treats a full transmit queue as back-pressure.
+///
+/// Linux's virtio vsock driver fails a send with `ENOBUFS` when the device's transmit queue
+/// is full (the host has not drained it yet), even on a socket that reported itself writable.
+/// tokio-vsock passes that up as an error, which would break the connection in the middle of a
+/// frame under load. It is a transient condition: wait a little and write again.
+#[derive(Debug)]
+pub struct VsockConnection {
+    stream: VsockStream,
+    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl VsockConnection {
+    fn new(stream: VsockStream) -> Self {
+        Self {
+            stream,
+            backoff: None,
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            if let Some(backoff) = self.backoff.as_mut() {
+                if std::future::Future::poll(backoff.as_mut(), cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.backoff = None;
+            }
+            match Pin::new(&mut self.stream).poll_write(cx, buf) {
+                Poll::Ready(Err(error)) if error.raw_os_error() == Some(ENOBUFS) => {
+                    self.backoff = Some(Box::pin(tokio::time::sleep(VSOCK_TX_FULL_BACKOFF)));
+                }
+                other => return other,
+            }
         }
     }
 }
@@ -168,7 +211,7 @@ impl AsyncWrite for Stream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Vsock(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Vsock(s) => s.poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
         }
@@ -176,7 +219,7 @@ impl AsyncWrite for Stream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Vsock(s) => Pin::new(s).poll_flush(cx),
+            Stream::Vsock(s) => Pin::new(&mut s.stream).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
         }
@@ -184,7 +227,7 @@ impl AsyncWrite for Stream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Vsock(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Vsock(s) => Pin::new(&mut s.stream).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
         }
@@ -262,7 +305,7 @@ impl Listener {
             Listener::Vsock(l) => {
                 let (s, peer) = l.accept().await?;
                 Ok((
-                    Stream::Vsock(s),
+                    Stream::Vsock(VsockConnection::new(s)),
                     format!("vsock:{}:{}", peer.cid(), peer.port()),
                 ))
             }
