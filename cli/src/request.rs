@@ -1,7 +1,9 @@
 //! Signing a request, sending it, and checking the answer before reporting success.
 //!
 //! For an answer that wrote records, govctl checks, without trusting the proxy: that the
-//! first record carries its own signed request byte for byte; that each record is in the log
+//! first record carries its own signed request (the same body bytes and signature,
+//! [`same_signed_request`]: the parent may re-encode the envelope, which the enclave still
+//! accepts, and reporting failure for an applied change would invite a second one); that each record is in the log
 //! (inclusion proof to its checkpoint); and that the checkpoint is signed by a log key the
 //! trust file has seen attested (learning a new one from its attested `enclave_start` record
 //! if the enclave restarted). Only then is the answer printed.
@@ -16,7 +18,7 @@ use base64::Engine as _;
 use ea_audit::receipt::{verify_receipt, ReceiptError};
 use ea_audit::record::Record;
 use ea_ledger::{check_answer_against_records, Answer, ErrorReply, Operation, Reply};
-use ea_protocol::signed::encode_signed_request;
+use ea_protocol::signed::{encode_signed_request, same_signed_request};
 
 use crate::client::{ApiClient, EndpointArgs};
 use crate::identity::{Identity, IdentityArgs};
@@ -120,7 +122,10 @@ pub async fn check(
         let record =
             Record::from_bytes(&first.record).context("the reply's record does not decode")?;
         ensure!(
-            record.request.as_deref() == Some(request),
+            record
+                .request
+                .as_deref()
+                .is_some_and(|recorded| same_signed_request(recorded, request)),
             "the reply's record {} does not carry this request: the answer is not for it",
             record.seq
         );

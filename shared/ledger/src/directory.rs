@@ -117,7 +117,8 @@ impl Directory {
 
     /// Checks a signed request, in order: size and envelope, body (version, nonce), that
     /// the principal is not `platform`, freshness against `now_ms`, the key (known,
-    /// unrevoked, of the envelope's algorithm), the signature over the exact body bytes,
+    /// unrevoked, of the envelope's algorithm), the signature over the exact body bytes
+    /// (ES256 low-S only: [`signed::check_request_signature`]),
     /// and finally that the operation is one this build knows. The replay check needs the
     /// ledger's order and happens in [`crate::Ledger::execute`].
     pub fn authenticate(
@@ -166,15 +167,7 @@ impl Directory {
                 got: request.alg,
             });
         }
-        let verified = match tables {
-            Some(tables) => tables.verify(&key, &request.body, &request.sig),
-            None => key.verify(&request.body, &request.sig),
-        };
-        if !verified {
-            return Err(SignedRequestError::BadSignature {
-                key_id: request.key_id,
-            });
-        }
+        signed::check_request_signature(&key, &request, tables)?;
         let operation: Operation = body
             .operation
             .deserialized()

@@ -69,8 +69,8 @@ impl ErrorReply {
 /// The HTTP status of a refused signed request, by its code.
 pub fn request_error_status(code: &str) -> u16 {
     match code {
-        "unknown_key" | "revoked_key" | "bad_signature" | "algorithm_mismatch"
-        | "reserved_principal" | "stale_request" | "future_request" => 401,
+        "unknown_key" | "revoked_key" | "bad_signature" | "high_s_signature"
+        | "algorithm_mismatch" | "reserved_principal" | "stale_request" | "future_request" => 401,
         "replayed_request" => 409,
         "replay_cache_full" => 503,
         _ => 400,

@@ -226,6 +226,52 @@ fn every_refusal_of_a_signed_request_has_its_own_code() {
     );
 }
 
+/// The order of P-256, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// `n - s`, big-endian, for `0 < s < n`.
+fn order_minus(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[i] = d as u8;
+    }
+    out
+}
+
+#[test]
+fn a_high_s_es256_signature_is_refused_with_its_own_code_and_its_low_twin_accepted() {
+    let w = world();
+    let mut run = Run::new(&genesis(&w, true));
+    let read = Operation::Read(Query::RoleDefinitions);
+    let request = w.alice.signer.sign("alice", &read, NOW).unwrap();
+    let (r, s) = request.sig.split_at(32);
+    // (r, s) and (r, n - s) both verify under ECDSA; the larger s is the high one.
+    let twin = order_minus(s);
+    let (low, high) = if s < twin.as_slice() {
+        (s.to_vec(), twin)
+    } else {
+        (twin, s.to_vec())
+    };
+    let with_s = |s: &[u8]| {
+        let mut request = request.clone();
+        request.sig = [r, s].concat();
+        encode_signed_request(&request)
+    };
+    let error = run.send(&with_s(&high), NOW).unwrap_err();
+    assert_eq!(error.code(), "high_s_signature", "{error}");
+    assert_eq!(ea_ledger::request_error_status(error.code()), 401);
+    assert!(run.send(&with_s(&low), NOW).is_ok());
+}
+
 #[test]
 fn a_key_revoked_after_the_snapshot_is_refused_in_log_order() {
     let w = world();

@@ -9,6 +9,13 @@
 //!
 //! The body travels as the exact bytes that were signed, so the enclave and any later auditor
 //! check the signature over those bytes, never over a re-encoding.
+//!
+//! ES256 signatures are low-S: `s` is at most `n / 2` (`n` the order of P-256). ECDSA
+//! accepts `(r, s)` and `(r, n - s)` alike, so without the rule anyone relaying a request
+//! could make a second valid envelope of it. [`RequestSigner`] writes the low form and
+//! [`check_request_signature`], the enclave's rule, refuses the high one
+//! ([`SignedRequestError::HighS`], `high_s_signature`). Ed25519 signatures have one valid
+//! form already (ring requires `S` below the group order and `R` canonical).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -163,6 +170,16 @@ pub enum SignedRequestError {
         /// The key id.
         key_id: String,
     },
+    /// An ES256 signature whose `s` is above `n / 2`: `(r, n - s)` is the same signature,
+    /// and only that low form is accepted, so that a request has one valid envelope.
+    #[error(
+        "the ES256 signature by key {key_id:?} is high-S (s > n/2); only low-S signatures are \
+         accepted: sign again with a current client, or replace s by n - s"
+    )]
+    HighS {
+        /// The key id.
+        key_id: String,
+    },
     /// `issued_at` is too far in the past.
     #[error("the request was issued {age_ms} ms ago; at most {MAX_CLOCK_SKEW_MS} ms is accepted")]
     Stale {
@@ -219,6 +236,7 @@ impl SignedRequestError {
             SignedRequestError::RevokedKey { .. } => "revoked_key",
             SignedRequestError::AlgorithmMismatch { .. } => "algorithm_mismatch",
             SignedRequestError::BadSignature { .. } => "bad_signature",
+            SignedRequestError::HighS { .. } => "high_s_signature",
             SignedRequestError::Stale { .. } => "stale_request",
             SignedRequestError::FromTheFuture { .. } => "future_request",
             SignedRequestError::Replayed => "replayed_request",
@@ -271,8 +289,11 @@ impl PublicKey {
         prefix.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Verifies `sig` over the domain string and `body`: the rule requests are accepted by
-    /// (ring; for Ed25519 the cofactorless equation).
+    /// Verifies `sig` over the domain string and `body` with ring (for Ed25519 the
+    /// cofactorless equation): whether the key's holder signed `body`. ring accepts both
+    /// halves of an ES256 signature; new requests must also be low-S, which
+    /// [`check_request_signature`] adds. Auditors re-checking old records use this alone:
+    /// an older enclave accepted either half.
     pub fn verify(&self, body: &[u8], sig: &[u8]) -> bool {
         let algorithm: &dyn signature::VerificationAlgorithm = match self.alg {
             SignatureAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
@@ -281,6 +302,47 @@ impl PublicKey {
         signature::UnparsedPublicKey::new(algorithm, &self.bytes)
             .verify(&signed_message(body), sig)
             .is_ok()
+    }
+}
+
+/// Whether `sig` is an ES256 signature (`r || s`, both in range) whose `s` is above `n / 2`.
+/// Bytes that are no ES256 signature at all are not high-S; they fail verification.
+pub fn is_high_s(sig: &[u8]) -> bool {
+    p256::ecdsa::Signature::from_slice(sig).is_ok_and(|sig| sig.normalize_s().is_some())
+}
+
+/// `sig` in low-S form (`s` replaced by `n - s` when it is high); other bytes as they are.
+fn low_s(sig: &[u8]) -> Vec<u8> {
+    p256::ecdsa::Signature::from_slice(sig)
+        .ok()
+        .and_then(|sig| sig.normalize_s())
+        .map_or_else(|| sig.to_vec(), |low| low.to_bytes().to_vec())
+}
+
+/// The enclave's rule for a request's signature by `key`: an ES256 signature must be low-S
+/// ([`SignedRequestError::HighS`]), and the signature must verify over the domain string and
+/// the body ([`SignedRequestError::BadSignature`]), through `tables` when given (the same
+/// verdicts as [`PublicKey::verify`], faster for Ed25519 keys that sign often).
+pub fn check_request_signature(
+    key: &PublicKey,
+    request: &SignedRequest,
+    tables: Option<&crate::key_tables::KeyTables>,
+) -> Result<(), SignedRequestError> {
+    if key.alg == SignatureAlgorithm::ES256 && is_high_s(&request.sig) {
+        return Err(SignedRequestError::HighS {
+            key_id: request.key_id.clone(),
+        });
+    }
+    let verified = match tables {
+        Some(tables) => tables.verify(key, &request.body, &request.sig),
+        None => key.verify(&request.body, &request.sig),
+    };
+    if verified {
+        Ok(())
+    } else {
+        Err(SignedRequestError::BadSignature {
+            key_id: request.key_id.clone(),
+        })
     }
 }
 
@@ -489,6 +551,28 @@ pub fn decode_signed_request(bytes: &[u8]) -> Result<SignedRequest, SignedReques
         });
     }
     decode_exact(bytes)
+}
+
+/// Whether `recorded` (a signed request as a record of the log carries it) is the request
+/// `sent` (the envelope a client sent): the same body bytes, which hold the client's nonce,
+/// and the same signature (ES256 compared in low-S form).
+///
+/// The envelope itself is not compared byte for byte: the parent relays it and may
+/// re-encode its CBOR (another key order, longer length heads) or name the key by another
+/// id, and the enclave still accepts it, since the signature covers the body only. A client
+/// that took such a record for someone else's would report failure for a change that was
+/// applied, and a retry with a fresh nonce would apply it twice. An older enclave accepted
+/// `(r, n - s)` as well, hence the low-S comparison.
+pub fn same_signed_request(recorded: &[u8], sent: &[u8]) -> bool {
+    let (Ok(recorded), Ok(sent)) = (decode_signed_request(recorded), decode_signed_request(sent))
+    else {
+        return false;
+    };
+    let signature = |request: &SignedRequest| match sent.alg {
+        SignatureAlgorithm::ES256 => low_s(&request.sig),
+        SignatureAlgorithm::Ed25519 => request.sig.clone(),
+    };
+    recorded.body == sent.body && signature(&recorded) == signature(&sent)
 }
 
 /// Encodes an envelope.
@@ -801,11 +885,12 @@ impl RequestSigner {
         message.extend_from_slice(REQUEST_SIGNING_DOMAIN);
         message.extend_from_slice(&body);
         let sig = match &self.key {
-            SignerKey::Es256(k) => k
-                .sign(&ring::rand::SystemRandom::new(), &message)
-                .map_err(|_| SignedRequestError::SigningFailed)?
-                .as_ref()
-                .to_vec(),
+            // ring picks either half at random; the enclave accepts the low one only.
+            SignerKey::Es256(k) => low_s(
+                k.sign(&ring::rand::SystemRandom::new(), &message)
+                    .map_err(|_| SignedRequestError::SigningFailed)?
+                    .as_ref(),
+            ),
             SignerKey::Ed25519(k) => ed25519_dalek::Signer::sign(k, &message).to_bytes().to_vec(),
         };
         Ok(SignedRequest {
@@ -938,6 +1023,149 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The order of P-256, big-endian.
+    const P256_ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+
+    /// `n - s`, big-endian, for `0 < s < n`.
+    fn order_minus(s: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; 32];
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let mut d = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+            borrow = i16::from(d < 0);
+            if d < 0 {
+                d += 256;
+            }
+            out[i] = d as u8;
+        }
+        out
+    }
+
+    /// `s > n / 2`, i.e. `s > n - s` (n is odd, so they are never equal).
+    fn is_high(s: &[u8]) -> bool {
+        s > order_minus(s).as_slice()
+    }
+
+    /// The ES256 request with `s` replaced by `n - s`: the same signature to ECDSA.
+    fn twin(request: &SignedRequest) -> SignedRequest {
+        let (r, s) = request.sig.split_at(32);
+        let mut twin = request.clone();
+        twin.sig = [r, order_minus(s).as_slice()].concat();
+        twin
+    }
+
+    #[test]
+    fn es256_signatures_are_made_low_s() {
+        let (signer, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        // ring's signer picks either half at random: 64 in a row low is chance 2^-64.
+        for i in 0..64u8 {
+            let request = signer.sign_body_bytes(vec![i]).unwrap();
+            assert!(!is_high(&request.sig[32..]), "signature {i} is high-S");
+            assert!(signer.public_key().verify(&request.body, &request.sig));
+        }
+    }
+
+    #[test]
+    fn the_enclave_refuses_a_high_s_twin_with_its_own_code() {
+        let (signer, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        let request = signer.sign("alice", &op(), NOW).unwrap();
+        let high = twin(&request);
+        // ring alone would accept it: the rule is ours.
+        assert!(is_high_s(&high.sig) && !is_high_s(&request.sig));
+        assert!(signer.public_key().verify(&high.body, &high.sig));
+        let tables = crate::key_tables::KeyTables::new(4, 1);
+        for tables in [None, Some(&tables)] {
+            assert_eq!(
+                check_request_signature(signer.public_key(), &request, tables),
+                Ok(())
+            );
+            let error = check_request_signature(signer.public_key(), &high, tables).unwrap_err();
+            assert_eq!(error.code(), "high_s_signature", "{error}");
+            let mut flipped = request.clone();
+            flipped.sig[40] ^= 1;
+            let error = check_request_signature(signer.public_key(), &flipped, tables).unwrap_err();
+            assert_eq!(error.code(), "bad_signature");
+        }
+        // Not an ES256 signature at all (s = 0, or s >= n): no verdict on its half, and
+        // verification refuses it.
+        for s in [vec![0u8; 32], P256_ORDER.to_vec(), vec![0xff; 32]] {
+            let mut odd = request.clone();
+            odd.sig = [&request.sig[..32], s.as_slice()].concat();
+            assert!(!is_high_s(&odd.sig));
+            let error = check_request_signature(signer.public_key(), &odd, None).unwrap_err();
+            assert_eq!(error.code(), "bad_signature");
+        }
+    }
+
+    #[test]
+    fn a_re_encoded_envelope_is_still_the_request_sent() {
+        for alg in [SignatureAlgorithm::ES256, SignatureAlgorithm::Ed25519] {
+            let (signer, _) = RequestSigner::generate(alg).unwrap();
+            let request = signer.sign("alice", &op(), NOW).unwrap();
+            let sent = encode_signed_request(&request);
+            // What a parent may do and the enclave still accept: the envelope's entries
+            // in another order, and a length written in more bytes than it needs.
+            let mut value: ciborium::Value = ciborium::from_reader(sent.as_slice()).unwrap();
+            if let ciborium::Value::Map(entries) = &mut value {
+                entries.reverse();
+            }
+            let mut reordered = Vec::new();
+            ciborium::into_writer(&value, &mut reordered).unwrap();
+            let key_id_head = [&b"\x66key_id\x78"[..], &[32u8]].concat();
+            let at = reordered
+                .windows(key_id_head.len())
+                .position(|w| w == key_id_head.as_slice())
+                .unwrap();
+            let mut recorded = reordered[..at + 7].to_vec();
+            recorded.extend([0x79, 0x00, 0x20]);
+            recorded.extend(&reordered[at + 9..]);
+            assert_ne!(recorded, sent);
+            assert_eq!(decode_signed_request(&recorded).unwrap(), request);
+            assert!(same_signed_request(&recorded, &sent), "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_high_s_twin_in_the_record_is_still_the_request_sent() {
+        // An older enclave accepted either half; a parent that swapped them did not make
+        // the request another one.
+        let (signer, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        let request = signer.sign("alice", &op(), NOW).unwrap();
+        let recorded = twin(&request);
+        assert!(signer.public_key().verify(&recorded.body, &recorded.sig));
+        assert!(same_signed_request(
+            &encode_signed_request(&recorded),
+            &encode_signed_request(&request)
+        ));
+    }
+
+    #[test]
+    fn another_body_or_signature_is_not_the_request_sent() {
+        let (signer, _) = RequestSigner::generate(SignatureAlgorithm::Ed25519).unwrap();
+        let request = signer.sign("alice", &op(), NOW).unwrap();
+        let sent = encode_signed_request(&request);
+        let again = signer.sign("alice", &op(), NOW).unwrap();
+        assert!(!same_signed_request(&encode_signed_request(&again), &sent));
+        let mut flipped = request.clone();
+        flipped.sig[0] ^= 1;
+        assert!(!same_signed_request(
+            &encode_signed_request(&flipped),
+            &sent
+        ));
+        let mut other_key = request.clone();
+        other_key.key_id = "k2".into();
+        assert!(same_signed_request(
+            &encode_signed_request(&other_key),
+            &sent
+        ));
+        assert!(!same_signed_request(b"\xff", &sent));
+        assert!(!same_signed_request(&sent, b"\xff"));
     }
 
     #[test]
