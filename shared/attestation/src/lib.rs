@@ -4,7 +4,8 @@
 //!
 //! - [`Nsm`] is the NSM's request set; [`DeviceNsm`] talks to `/dev/nsm` inside an enclave,
 //!   [`MockNsm`] stands in everywhere else and signs with its own P-384 chain.
-//! - [`verify`] checks a document end to end (SPEC-trust §3): bounded parsing, the certificate
+//! - [`verify`] checks a document end to end (SPEC-trust §3): bounded parsing (which
+//!   requires PCR0, 1 and 2 in every document, [`REQUIRED_PCRS`]), the certificate
 //!   chain up to a pinned [`TrustRoot`], validity, constraints, the COSE ES384 signature, debug
 //!   mode, then the caller's PCRs, `public_key`, `user_data`, `nonce` and maximum age. It is a
 //!   pure function: the time is an argument. Only it makes a [`Verified`] document.
@@ -53,7 +54,9 @@ mod verify;
 mod x509;
 
 pub use cbor::CborError;
-pub use document::{parse_unverified, AttestationDocument, Digest, ParseError, DEBUG_MODE_PCRS};
+pub use document::{
+    parse_unverified, AttestationDocument, Digest, ParseError, DEBUG_MODE_PCRS, REQUIRED_PCRS,
+};
 pub use nsm::mock::{MockCaSource, BOOT_LOCKED_PCRS, LEAF_LIFETIME, MAX_EXTEND_DATA_LEN};
 pub use nsm::{
     locked_pcrs, Clock, DeviceErrorCode, DeviceNsm, Measurements, MeasurementsError, MockCa,

@@ -104,6 +104,16 @@ pub enum ParseError {
         /// The index.
         index: u16,
     },
+    /// PCR0 (image), PCR1 (kernel and bootstrap) or PCR2 (application) is absent: every
+    /// Nitro document carries all three (QEMU's too: PCR0 to 15).
+    #[error(
+        "PCR{index} is missing: every attestation document must measure PCR0, PCR1 and PCR2 \
+         (image, kernel, application); this one does not come from a Nitro (or QEMU) NSM"
+    )]
+    MissingPcr {
+        /// The first of 0, 1, 2 that is absent.
+        index: u16,
+    },
     /// A PCR value that is not 48 bytes (SHA-384).
     #[error("PCR{index} is {len} bytes; SHA-384 PCRs are 48")]
     PcrLength {

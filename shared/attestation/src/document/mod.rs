@@ -13,6 +13,11 @@ pub(crate) use parse::{parse_cose, parse_payload, Envelope};
 /// The PCRs that are all zero in a debug-mode enclave (PCR8 too, when the image is unsigned).
 pub const DEBUG_MODE_PCRS: [u16; 3] = [0, 1, 2];
 
+/// The PCRs every document must carry ([`ParseError::MissingPcr`] otherwise): the image,
+/// the kernel and bootstrap, the application. The same as [`DEBUG_MODE_PCRS`], so that
+/// debug mode is never decided over absent values.
+pub const REQUIRED_PCRS: [u16; 3] = DEBUG_MODE_PCRS;
+
 /// The digest the NSM uses for PCRs; SHA-384 is the only one Nitro Enclaves use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Digest {
@@ -58,8 +63,9 @@ pub struct AttestationDocument {
 
 impl AttestationDocument {
     /// True when PCR0, PCR1 and PCR2 are all zero: an enclave started in debug mode, whose
-    /// memory and console the parent instance can read. A missing PCR counts as zero, so a
-    /// document that measures nothing is never mistaken for a production one.
+    /// memory and console the parent instance can read. A parsed document always carries
+    /// all three ([`REQUIRED_PCRS`]); in one built by hand a missing PCR counts as zero, so
+    /// a document that measures nothing is never mistaken for a production one.
     pub fn is_debug_mode(&self) -> bool {
         DEBUG_MODE_PCRS.iter().all(|index| {
             self.pcrs

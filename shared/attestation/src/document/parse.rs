@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{AttestationDocument, Digest, ParseError};
+use super::{AttestationDocument, Digest, ParseError, REQUIRED_PCRS};
 use crate::cbor::Reader;
 use crate::limits::{
     ES384_SIGNATURE_LEN, MAX_CABUNDLE_LEN, MAX_CERTIFICATE_LEN, MAX_DOCUMENT_LEN,
@@ -320,6 +320,12 @@ fn read_pcrs(reader: &mut Reader<'_>) -> Result<BTreeMap<u16, Vec<u8>>, ParseErr
         if pcrs.insert(index, value.to_vec()).is_some() {
             return Err(ParseError::DuplicatePcr { index });
         }
+    }
+    // Every Nitro document measures the image, the kernel and the application. Were one
+    // missing, nothing would be measured there to pin, and "PCR0-2 all zero" (debug mode)
+    // would hold of an empty set: refused here, so that no mode (AWS, mock, QEMU) sees one.
+    if let Some(&index) = REQUIRED_PCRS.iter().find(|i| !pcrs.contains_key(i)) {
+        return Err(ParseError::MissingPcr { index });
     }
     Ok(pcrs)
 }

@@ -37,7 +37,7 @@ fn sample() -> AttestationDocument {
         module_id: "i-1-enc2".to_owned(),
         digest: Digest::Sha384,
         timestamp: 1,
-        pcrs: BTreeMap::from([(0, vec![0; 48])]),
+        pcrs: (0..3).map(|i| (i, vec![0; 48])).collect(),
         certificate: vec![1],
         cabundle: vec![vec![2]],
         public_key: None,
@@ -70,9 +70,11 @@ fn base_entries() -> Vec<Entry> {
         (
             "pcrs",
             Box::new(|w: &mut Writer| {
-                w.map(1);
-                w.unsigned(0);
-                w.bytes(&[0; 48]);
+                w.map(3);
+                for index in 0..3 {
+                    w.unsigned(index);
+                    w.bytes(&[0; 48]);
+                }
             }),
         ),
         ("certificate", Box::new(|w: &mut Writer| w.bytes(&[1]))),
@@ -234,6 +236,35 @@ fn each_malformed_payload_has_its_own_error() {
             ..
         })
     ));
+}
+
+/// A `pcrs` map of the given indexes, each 48 bytes of 0x11.
+fn pcrs_of(indexes: &'static [u16]) -> Encode {
+    Box::new(move |w: &mut Writer| {
+        w.map(indexes.len());
+        for &index in indexes {
+            w.unsigned(u64::from(index));
+            w.bytes(&[0x11; 48]);
+        }
+    })
+}
+
+#[test]
+fn pcr0_1_and_2_are_mandatory() {
+    for (indexes, missing) in [
+        (&[1u16, 2, 3][..], 0u16),
+        (&[0, 2, 3][..], 1),
+        (&[0, 1, 3][..], 2),
+        (&[3, 4][..], 0),
+    ] {
+        let error = with("pcrs", Some(pcrs_of(indexes))).unwrap_err();
+        assert!(
+            error.to_string().contains(&format!("PCR{missing} ")),
+            "{indexes:?}: {error}"
+        );
+        assert_eq!(error, ParseError::MissingPcr { index: missing });
+    }
+    assert!(with("pcrs", Some(pcrs_of(&[0, 1, 2]))).is_ok());
 }
 
 #[test]

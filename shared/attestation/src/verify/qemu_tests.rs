@@ -334,3 +334,21 @@ fn flipped_and_cut_documents_never_panic() {
     // Unsigned: a flip in an unpinned PCR or the module id goes through. That is the mode.
     assert!(accepted > 0);
 }
+
+#[test]
+fn the_qemu_mode_refuses_a_document_without_pcr0_1_or_2() {
+    for missing in 0..3u16 {
+        let mut pcrs = pcrs();
+        pcrs.remove(&missing);
+        let bytes = QemuDocument::new(pcrs, T0).encode();
+        let error = verify(&bytes, &qemu().dangerous_allow_debug(true)).unwrap_err();
+        assert!(
+            error.to_string().contains(&format!("PCR{missing} ")),
+            "PCR{missing}: {error}"
+        );
+        assert!(
+            matches!(error, VerifyError::Parse(crate::ParseError::MissingPcr { index }) if index == missing),
+            "{error:?}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use super::*;
 use crate::document::encode_payload;
 use crate::root::TrustRoot;
 use crate::x509::CertificateError;
-use crate::{CertPosition, Digest};
+use crate::{CertPosition, Digest, ParseError};
 
 const T0: u64 = 1_700_000_000_000;
 const DAY: u64 = 24 * 3600;
@@ -370,4 +370,33 @@ fn the_pcrs_of_the_options_need_not_be_all_of_the_document() {
     let verified = verify(&doc, &options(&chain.root).pcrs(pins)).unwrap();
     assert_eq!(verified.report().pinned_pcrs, vec![3]);
     assert_eq!(verified.clone().into_inner().pcrs.len(), 16);
+}
+
+#[test]
+fn a_signed_document_without_pcr0_1_or_2_is_refused_naming_it() {
+    let chain = chain(Tweaks::default());
+    // Debug mode allowed and nothing pinned: the presence of PCR0-2 is all that is left
+    // between such a document and acceptance.
+    let lenient = options(&chain.root).dangerous_allow_debug(true);
+    for missing in 0..3u16 {
+        let mut doc = doc_fields(&chain);
+        doc.pcrs.remove(&missing);
+        let error = verify(&sign(&doc, &chain.leaf_key), &lenient).unwrap_err();
+        assert!(
+            error.to_string().contains(&format!("PCR{missing} ")),
+            "PCR{missing}: {error}"
+        );
+        assert!(
+            matches!(error, VerifyError::Parse(ParseError::MissingPcr { index }) if index == missing),
+            "{error:?}"
+        );
+        assert_eq!(error.failed_check(), Check::Parse);
+    }
+    // No PCR0-2 at all, which "all zero" held of over an empty set: not debug mode, refused.
+    let mut doc = doc_fields(&chain);
+    doc.pcrs.retain(|index, _| *index > 2);
+    let error = verify(&sign(&doc, &chain.leaf_key), &lenient).unwrap_err();
+    assert!(error.to_string().contains("PCR0 "), "{error}");
+    // All present: accepted as before.
+    assert!(verify(&sign(&doc_fields(&chain), &chain.leaf_key), &lenient).is_ok());
 }
