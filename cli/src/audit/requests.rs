@@ -214,7 +214,9 @@ impl<D: KeyDirectory> RequestChecker for SignatureChecker<'_, D> {
 
 /// The first of `queued` (in log order) whose signature does not verify
 /// ([`signed::verify_many`]: Ed25519 in batches; a failing batch checked again one signature
-/// at a time by the enclave's own rule, so a refusal is always the enclave's verdict).
+/// at a time with ring, the rule by which the enclave checks who signed, so a refusal is
+/// always ring's verdict; a passing batch may also clear a signature the key's own holder
+/// crafted with a small-order component, see `verify_many`).
 fn first_bad_signature(queued: &[QueuedSignature]) -> Option<&QueuedSignature> {
     let checks: Vec<SignatureCheck<'_>> = queued
         .iter()

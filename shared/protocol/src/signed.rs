@@ -372,13 +372,27 @@ const ED25519_BATCH: usize = 64;
 /// verdicts come in the order of `checks`.
 ///
 /// Ed25519 signatures are verified with ed25519-dalek's batch verification, in batches of
-/// up to 64: about a third of the cost each of checking them one at a time. A batch checks
-/// the cofactored equation `[8][S]B = [8]R + [8][k]A`, which RFC 8032 allows and which
-/// accepts every signature that [`PublicKey::verify`] (cofactorless, how the enclave
-/// accepts requests) accepts; the two differ only on signatures crafted by the holder of
-/// the private key. A batch that fails, and a lone signature, are checked one signature at
-/// a time with [`PublicKey::verify`], so every refusal is the enclave's own verdict. ES256
-/// signatures are checked one at a time.
+/// up to 64: about a third of the cost each of checking them one at a time. That batch
+/// equation is *not* cofactored: with `P_i = [S_i]B - R_i - [k_i]A_i` it checks
+/// `sum z_i P_i = 0` for 128-bit coefficients `z_i` derived from a transcript of the batch
+/// (`S_i` must be canonical; `k_i` is hashed over `R_i`'s and the key's bytes as given, as
+/// ring does; `R_i` is decoded even when not canonically encoded). So:
+/// - every signature [`PublicKey::verify`] (ring, cofactorless, `R` compared as canonical
+///   bytes) accepts passes any batch;
+/// - a passing batch shows, except with a chance of about 2^-128, only that each `P_i` is
+///   of small order, i.e. that each signature satisfies the cofactored equation
+///   `[8][S]B = [8]R + [8][k]A`; not ring's equation, nor dalek's own single verification.
+///   A signature whose `R` or key carries a small-order component, or whose `R` is not
+///   canonically encoded, can pass one batch and fail another or alone, depending on its
+///   coefficient. Only the key's holder can make one for a key not itself of small order
+///   (and such keys are refused at registration, `ea_policy::PublicKey::check_encoding`).
+///
+/// A batch that fails, and a lone signature, are checked one signature at a time with
+/// [`PublicKey::verify`] (ring, the enclave's rule): every refusal is ring's verdict, and
+/// every acceptance is ring's too except, within a passing batch, for such a crafted
+/// signature. ES256 signatures are checked one at a time, with ring (either half of `s`: this
+/// checks who signed; the enclave's low-S rule for new requests is
+/// [`check_request_signature`]).
 pub fn verify_many(checks: &[SignatureCheck<'_>]) -> Vec<bool> {
     let mut verdicts = vec![false; checks.len()];
     // Ed25519 checks with their decoded key; a key decoded once per call (it costs a
@@ -427,8 +441,9 @@ pub fn verify_many(checks: &[SignatureCheck<'_>]) -> Vec<bool> {
     verdicts
 }
 
-/// Whether every signature verifies by the cofactored batch equation (`None`: a check
-/// whose key is not a curve point, which fails the batch).
+/// Whether ed25519-dalek's (cofactorless, randomly weighted) batch equation holds for all
+/// the checks, see [`verify_many`] for what that implies (`None`: a check whose key is not a
+/// curve point, which fails the batch).
 fn ed25519_batch<'a>(
     checks: impl IntoIterator<Item = Option<(&'a SignatureCheck<'a>, ed25519_dalek::VerifyingKey)>>,
 ) -> bool {
