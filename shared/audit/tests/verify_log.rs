@@ -227,15 +227,33 @@ fn a_checkpoint_signed_before_its_key_was_attested() {
     let mut log = sample();
     log.restart(2);
     let early = log.checkpoint_note(22);
-    log.checkpoints.push(early);
-    let kind = expect(verify(&log), Some(22));
+    // In place of the genuine checkpoint of size 22: only the key rule refuses it, naming
+    // the first record of its batch (18..22).
+    let mut checkpoints = log.checkpoints.clone();
+    assert_eq!(checkpoints.len(), 6);
+    checkpoints[5] = early.clone();
+    let kind = expect(verify_parts(&log.records, &checkpoints, &log), Some(18));
     assert!(
         matches!(
             kind,
             LogErrorKind::CheckpointSignature {
-                checkpoint: 6,
+                checkpoint: 5,
                 size: 22,
                 ..
+            }
+        ),
+        "{kind:?}"
+    );
+    // After the genuine one: a log has one checkpoint per size, so it is refused before
+    // its signature is looked at.
+    log.checkpoints.push(early);
+    let kind = expect(verify(&log), None);
+    assert!(
+        matches!(
+            kind,
+            LogErrorKind::CheckpointRepeated {
+                checkpoint: 6,
+                size: 22,
             }
         ),
         "{kind:?}"
@@ -392,6 +410,43 @@ fn checkpoints_out_of_order_or_of_another_log() {
         ),
         "{kind:?}"
     );
+}
+
+#[test]
+fn a_second_checkpoint_of_the_same_size_is_refused_naming_the_size() {
+    // One checkpoint per size: the store keeps one per size and every batch adds records.
+    // The same note again, thousands of times, or another note of the same size and root
+    // (Ed25519 is deterministic: a second signature by the log key is the same note), is
+    // refused at the first repeat, whether the records come first or the checkpoints do.
+    let log = sample();
+    let mut checkpoints = log.checkpoints.clone();
+    checkpoints.insert(2, log.checkpoints[1].clone());
+    let mut thousands = log.checkpoints.clone();
+    let repeated = std::iter::repeat_n(log.checkpoints[1].clone(), 5000);
+    thousands.splice(2..2, repeated);
+    for (name, checkpoints) in [("once", checkpoints), ("5000 times", thousands)] {
+        let error = verify_parts(&log.records, &checkpoints, &log).expect_err(name);
+        let message = error.to_string();
+        assert_eq!(error.index, None, "{name}: {message}");
+        assert!(
+            format!("{:?}", error.kind).starts_with("CheckpointRepeated"),
+            "{name}: {message}"
+        );
+        assert!(
+            message.contains("checkpoint 2 has size 6"),
+            "{name}: {message}"
+        );
+
+        let mut v = LogVerifier::new(FakeAttestation, SkipRequestChecks, VerifyOptions::default());
+        for record in &log.records {
+            v.add_record(record).unwrap();
+        }
+        let refused = checkpoints
+            .iter()
+            .map(|c| v.add_checkpoint(c))
+            .position(|added| added.is_err());
+        assert_eq!(refused, Some(2), "{name}: records first");
+    }
 }
 
 #[test]

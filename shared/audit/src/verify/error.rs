@@ -15,7 +15,7 @@ pub type CheckerError = Arc<dyn StdError + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct LogError {
     /// The first record index the error implicates; `None` when it implicates no record
-    /// (a malformed checkpoint, checkpoints out of order).
+    /// (a malformed checkpoint, checkpoints out of order or repeated).
     ///
     /// For a checkpoint whose root does not match, or whose signature fails, this is the
     /// first record the checkpoint covers that the previous verified checkpoint did not:
@@ -98,6 +98,20 @@ pub enum LogErrorKind {
         size: u64,
         /// The previous checkpoint's size.
         previous: u64,
+    },
+    /// A second checkpoint of the size of the one before it. A log has one checkpoint per
+    /// size: every batch the enclave commits adds records, and the store keeps one
+    /// checkpoint per size. A repeat is refused rather than checked again, so that a store
+    /// cannot make a verifier hold or check the same checkpoint without end.
+    #[error(
+        "checkpoint {checkpoint} has size {size}, the same as the checkpoint before it: a log \
+         has one checkpoint per size"
+    )]
+    CheckpointRepeated {
+        /// Which checkpoint.
+        checkpoint: usize,
+        /// Its size.
+        size: u64,
     },
     /// A checkpoint of another log.
     #[error("checkpoint {checkpoint} is for {found:?}, this log is {expected:?}")]

@@ -172,7 +172,8 @@ pub struct LogVerifier<A: AttestationChecker, R: RequestChecker> {
     signatures: SignatureBatch,
     pending: VecDeque<PendingCheckpoint>,
     added: usize,
-    last_added_size: u64,
+    /// The size of the last checkpoint added; each must be larger.
+    last_added_size: Option<u64>,
     last_verified: Option<Verified>,
     checked: usize,
     failed: Option<LogError>,
@@ -201,7 +202,7 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
             signatures: SignatureBatch::default(),
             pending: VecDeque::new(),
             added: 0,
-            last_added_size: 0,
+            last_added_size: None,
             last_verified: None,
             checked: 0,
             failed: None,
@@ -219,8 +220,9 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
         self.pending.len()
     }
 
-    /// Adds the next checkpoint, in the order they were signed. It is checked as soon as the
-    /// records it covers have been added (at once if they already have).
+    /// Adds the next checkpoint, in the order they were signed: each larger than the one
+    /// before (a log has one per size). It is checked as soon as the records it covers have
+    /// been added (at once if they already have).
     pub fn add_checkpoint(&mut self, note: &str) -> Result<(), LogError> {
         self.guard(|this| this.add_checkpoint_inner(note))
     }
@@ -350,14 +352,23 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
                 source,
             })
         })?;
-        if checkpoint.size < self.last_added_size {
-            return Err(LogError::unplaced(LogErrorKind::CheckpointOrder {
-                checkpoint: number,
-                size: checkpoint.size,
-                previous: self.last_added_size,
-            }));
+        match self.last_added_size {
+            Some(previous) if checkpoint.size == previous => {
+                return Err(LogError::unplaced(LogErrorKind::CheckpointRepeated {
+                    checkpoint: number,
+                    size: checkpoint.size,
+                }));
+            }
+            Some(previous) if checkpoint.size < previous => {
+                return Err(LogError::unplaced(LogErrorKind::CheckpointOrder {
+                    checkpoint: number,
+                    size: checkpoint.size,
+                    previous,
+                }));
+            }
+            _ => {}
         }
-        self.last_added_size = checkpoint.size;
+        self.last_added_size = Some(checkpoint.size);
         self.pending.push_back(PendingCheckpoint {
             number,
             note,
