@@ -117,9 +117,10 @@ build_once() {
   log "building enclave-init and enclave-app (static, release) from $source"
   local cargo_home=${CARGO_HOME:-$HOME/.cargo}
   # The target is named so that RUSTFLAGS reach our binaries and their dependencies but not
-  # build scripts or proc macros; the remapped prefixes keep this checkout's path and the
-  # registry's out of the binaries (panic locations), so another machine gets the same bytes.
-  RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols --remap-path-prefix=$source=/enclave-approvals --remap-path-prefix=$cargo_home=/cargo" \
+  # build scripts or proc macros; the remapped prefixes keep this checkout's path, the
+  # registry's and the target directory's (generated sources) out of the binaries (panic
+  # locations), so another machine gets the same bytes.
+  RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols --remap-path-prefix=$source=/enclave-approvals --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$target=/target" \
     CARGO_TARGET_DIR=$target \
     cargo build --quiet --release --locked --manifest-path "$source/Cargo.toml" \
     --target x86_64-unknown-linux-gnu -p enclave-app -p enclave-init
