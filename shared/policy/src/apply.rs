@@ -219,6 +219,24 @@ impl PolicyState {
                 approval.status_reason = reason.clone();
                 Ok(())
             }
+            Event::ImageAdmitted(image) => {
+                self.check_admission(&image.pcrs)
+                    .map_err(|invalid| ("pcrs", invalid.problem))?;
+                self.images.insert(image.pcrs.clone(), image.clone());
+                Ok(())
+            }
+            Event::ImageRetired { pcrs, .. } => {
+                self.check_retirement(pcrs)
+                    .map_err(|invalid| ("pcrs", invalid.problem))?;
+                self.images.remove(pcrs);
+                Ok(())
+            }
+            Event::ImageStarted { pcrs } => {
+                self.check_start(pcrs)
+                    .map_err(|invalid| ("pcrs", invalid.problem))?;
+                self.running_image = Some(pcrs.clone());
+                Ok(())
+            }
         }
     }
 

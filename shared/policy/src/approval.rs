@@ -29,6 +29,8 @@ pub enum ApprovalKey {
     EnclaveMaintenanceMode,
     /// Activate an eligible role.
     RoleActivation,
+    /// Admit or retire an enclave image (at `/`; approvers must hold Owner at `/`).
+    ImageChange,
 }
 
 impl ApprovalKey {
@@ -54,10 +56,11 @@ impl ApprovalKey {
             ApprovalKey::CommunityMaintenanceMode => "communityMaintenanceMode",
             ApprovalKey::EnclaveMaintenanceMode => "enclaveMaintenanceMode",
             ApprovalKey::RoleActivation => "roleActivation",
+            ApprovalKey::ImageChange => "imageChange",
         }
     }
 
-    /// Every key, in order.
+    /// Every key a community or enclave may carry, in order (`imageChange` lives at `/`).
     pub const ALL: [ApprovalKey; 8] = [
         ApprovalKey::EnclaveCreation,
         ApprovalKey::ConnectionCreation,
@@ -157,6 +160,7 @@ impl ApprovalSettings {
             ApprovalKey::CommunityMaintenanceMode => self.community_maintenance_mode.as_ref(),
             ApprovalKey::EnclaveMaintenanceMode => self.enclave_maintenance_mode.as_ref(),
             ApprovalKey::RoleActivation => self.role_activation.as_ref(),
+            ApprovalKey::ImageChange => None,
         }
     }
 

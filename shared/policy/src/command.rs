@@ -7,6 +7,7 @@ use crate::assignment::{EligibleRoleAssignment, RoleAssignment};
 use crate::cidr::Cidr;
 use crate::deny::DenyAssignment;
 use crate::ids::{ApprovalId, AssignmentId, PrincipalId, RoleId};
+use crate::image::ImagePcrs;
 use crate::maintenance::MaintenanceModeConfiguration;
 use crate::network::Endpoint;
 use crate::principal::Principal;
@@ -80,6 +81,10 @@ pub mod ops {
     pub const PRINCIPAL_WRITE: &str = "Microsoft.Authorization/principals/write";
     /// Delete a principal (at `/`).
     pub const PRINCIPAL_DELETE: &str = "Microsoft.Authorization/principals/delete";
+    /// Admit an enclave image to continue the log (at `/`; governed: `imageChange`).
+    pub const IMAGE_WRITE: &str = "Microsoft.Mission/enclaveImages/write";
+    /// Retire an admitted enclave image (at `/`; governed: `imageChange`).
+    pub const IMAGE_DELETE: &str = "Microsoft.Mission/enclaveImages/delete";
     /// Add a group member (at `/`).
     pub const GROUP_MEMBER_WRITE: &str = "Microsoft.Authorization/groups/members/write";
     /// Remove a group member (at `/`).
@@ -261,6 +266,18 @@ pub enum Command {
         /// Which approval.
         id: ApprovalId,
     },
+    /// Admit an enclave image: once approved, an enclave of this image may continue the
+    /// log with its own log key (governed: `imageChange`, approvers Owner at `/`).
+    AdmitImage {
+        /// The image's PCRs.
+        image: ImagePcrs,
+    },
+    /// Retire an admitted image: no enclave of it may start on the log again (governed:
+    /// `imageChange`). Neither the last admitted image nor the one writing the log.
+    RetireImage {
+        /// The image's PCRs, as admitted.
+        image: ImagePcrs,
+    },
 }
 
 impl Command {
@@ -302,6 +319,8 @@ impl Command {
             Command::Approve { .. } => "approve",
             Command::Reject { .. } => "reject",
             Command::DeleteApproval { .. } => "deleteApproval",
+            Command::AdmitImage { .. } => "admitImage",
+            Command::RetireImage { .. } => "retireImage",
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::assignment::{EligibleRoleAssignment, RoleActivation, RoleAssignment};
 use crate::deny::DenyAssignment;
 use crate::event::Event;
+use crate::image::{AdmittedImage, RootApprovalSettings};
 use crate::network::Connection;
 use crate::network::Endpoint;
 use crate::principal::Principal;
@@ -75,6 +76,19 @@ pub struct PolicyDocument {
     /// enclave's state exports; a hand-written policy normally has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<Approval>,
+    /// `approvalSettings` at `/`: `imageChange` only (Required, two approvers, when
+    /// absent).
+    #[serde(default, skip_serializing_if = "is_default_root_settings")]
+    pub approval_settings: RootApprovalSettings,
+    /// Enclave images admitted to continue the log. In a genesis document: the images the
+    /// log starts with (its first enclave must be one of them); when none is named, the
+    /// image of the log's first enclave is admitted as it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<AdmittedImage>,
+}
+
+fn is_default_root_settings(settings: &RootApprovalSettings) -> bool {
+    *settings == RootApprovalSettings::default()
 }
 
 impl Default for PolicyDocument {
@@ -95,6 +109,8 @@ impl Default for PolicyDocument {
             role_activations: Vec::new(),
             deny_assignments: Vec::new(),
             approvals: Vec::new(),
+            approval_settings: RootApprovalSettings::default(),
+            images: Vec::new(),
         }
     }
 }
@@ -299,6 +315,19 @@ impl PolicyState {
             PolicyState::check_approval_record,
             |a| Event::ApprovalRequested(Box::new(a.clone())),
         );
+        match loader
+            .state
+            .check_root_approval_settings(&doc.approval_settings)
+        {
+            Ok(()) => loader.state.root_approval_settings = doc.approval_settings.clone(),
+            Err(invalid) => loader.fail("approvalSettings".into(), invalid),
+        }
+        loader.add(
+            "images",
+            &doc.images,
+            |_, _| Ok(()),
+            |i| Event::ImageAdmitted(i.clone()),
+        );
         if loader.errors.is_empty() {
             Ok(loader.state)
         } else {
@@ -330,6 +359,8 @@ impl PolicyState {
             role_activations: self.activations.values().cloned().collect(),
             deny_assignments: self.deny_assignments.values().cloned().collect(),
             approvals: self.approvals.values().cloned().collect(),
+            approval_settings: self.root_approval_settings.clone(),
+            images: self.images.values().cloned().collect(),
         }
     }
 

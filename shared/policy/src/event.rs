@@ -7,6 +7,7 @@ use crate::approval::ApprovalSettings;
 use crate::assignment::{EligibleRoleAssignment, RoleActivation, RoleAssignment};
 use crate::deny::DenyAssignment;
 use crate::ids::{ApprovalId, AssignmentId, PrincipalId, RoleId};
+use crate::image::{AdmittedImage, ImagePcrs};
 use crate::maintenance::MaintenanceModeConfiguration;
 use crate::network::{Connection, ConnectionState, Endpoint};
 use crate::principal::Principal;
@@ -162,6 +163,26 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// An image was admitted to continue the log: by an approved `admitImage`, or (made by
+    /// the ledger, never recorded as an event) the genesis image at the log's first start.
+    ImageAdmitted(AdmittedImage),
+    /// An admitted image was retired by an approved `retireImage`.
+    ImageRetired {
+        /// The image, as admitted.
+        pcrs: ImagePcrs,
+        /// When.
+        at: Timestamp,
+        /// The approval that retired it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval_id: Option<ApprovalId>,
+    },
+    /// An enclave of this image started on the log (its `enclave_start` record). Made by
+    /// the ledger from that record, never recorded as an event: it is refused unless the
+    /// image is admitted, and makes it the image writing the log.
+    ImageStarted {
+        /// The image its attestation document shows.
+        pcrs: ImagePcrs,
+    },
 }
 
 impl Event {
@@ -199,6 +220,9 @@ impl Event {
             Event::ApprovalRequested(_) => "approvalRequested",
             Event::ApprovalVoted { .. } => "approvalVoted",
             Event::ApprovalClosed { .. } => "approvalClosed",
+            Event::ImageAdmitted(_) => "imageAdmitted",
+            Event::ImageRetired { .. } => "imageRetired",
+            Event::ImageStarted { .. } => "imageStarted",
         }
     }
 }

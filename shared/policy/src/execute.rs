@@ -248,6 +248,8 @@ impl PolicyState {
                     .ok_or_else(|| not_found("id", RecordKind::DenyAssignment, id))?;
                 vec![(ops::DENY_ASSIGNMENT_DELETE, d.scope.clone())]
             }
+            Command::AdmitImage { .. } => vec![(ops::IMAGE_WRITE, root())],
+            Command::RetireImage { .. } => vec![(ops::IMAGE_DELETE, root())],
             Command::Approve { .. } | Command::Reject { .. } | Command::DeleteApproval { .. } => {
                 return Err(workflow_only(command))
             }
@@ -554,6 +556,22 @@ impl PolicyState {
                     return Err(not_found("id", RecordKind::DenyAssignment, id));
                 }
                 one(Event::DenyAssignmentDeleted { id: id.clone() })
+            }
+            Command::AdmitImage { image } => {
+                self.check_admission(image)?;
+                one(Event::ImageAdmitted(crate::image::AdmittedImage {
+                    pcrs: image.clone(),
+                    admitted_at: Some(at),
+                    approval_id: None,
+                }))
+            }
+            Command::RetireImage { image } => {
+                self.check_retirement(image)?;
+                one(Event::ImageRetired {
+                    pcrs: image.clone(),
+                    at,
+                    approval_id: None,
+                })
             }
             Command::Approve { .. } | Command::Reject { .. } | Command::DeleteApproval { .. } => {
                 Err(workflow_only(command))

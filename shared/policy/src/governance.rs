@@ -67,6 +67,15 @@ impl PolicyState {
                     None,
                 )
             }
+            Command::AdmitImage { .. } | Command::RetireImage { .. } => {
+                let setting = self.root_approval_settings.image_change();
+                return Some(Governance::combine(
+                    ApprovalKey::ImageChange,
+                    crate::scope::Scope::root(),
+                    [&setting],
+                    Default::default(),
+                ));
+            }
             _ => return None,
         };
         let community = target.community().and_then(|c| self.communities.get(&c));

@@ -62,6 +62,7 @@ mod flow;
 pub mod generate;
 mod governance;
 mod ids;
+mod image;
 mod index;
 mod maintenance;
 mod network;
@@ -95,6 +96,10 @@ pub use event::Event;
 pub use flow::{FlowDecision, FlowMatch, FlowMiss, FlowReason, Missing};
 pub use ids::{
     ApprovalId, AssignmentId, IdError, IdProblem, KeyId, PrincipalId, RoleId, MAX_ID_LEN,
+};
+pub use image::{
+    default_image_change, AdmittedImage, ImageError, ImagePcrs, Pcr, RootApprovalSettings,
+    MIN_IMAGE_CHANGE_APPROVERS, PCR_LEN,
 };
 pub use maintenance::{
     MaintenanceJustification, MaintenanceMode, MaintenanceModeConfiguration, MaintenanceProblem,

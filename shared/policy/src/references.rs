@@ -79,6 +79,14 @@ impl PolicyState {
                 &e.approval_settings,
             );
         }
+        if self
+            .root_approval_settings
+            .image_change
+            .as_ref()
+            .is_some_and(|s| s.mandatory_approvers.contains(principal))
+        {
+            refs.push("approval settings of / (imageChange)".to_owned());
+        }
         for w in self.workloads.values() {
             if w.privileged_principals.contains(principal) {
                 refs.push(format!("privileged principals of {}", w.id));

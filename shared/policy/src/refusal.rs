@@ -262,6 +262,39 @@ pub enum Problem {
     /// Approve, reject and delete of approvals go through the workflow, not a plan.
     #[error("{0} is decided by the approvals workflow")]
     WorkflowCommand(String),
+    /// PCRs that do not name an image.
+    #[error(transparent)]
+    Image(crate::image::ImageError),
+    /// An enclave started with an image the log does not admit (at that point).
+    #[error(
+        "the enclave image {image} is not admitted by this log; admitted: {}",
+        crate::image::list(admitted)
+    )]
+    ImageNotAdmitted {
+        /// The image of the enclave that started.
+        image: Box<crate::image::ImagePcrs>,
+        /// The admitted images.
+        admitted: Vec<crate::image::ImagePcrs>,
+    },
+    /// The only admitted image cannot be retired: nothing could continue the log.
+    #[error(
+        "image {0}... is the only admitted image; admit its successor (govctl image propose) \
+         before retiring it"
+    )]
+    LastImage(String),
+    /// The image writing the log cannot be retired.
+    #[error(
+        "image {0}... is the image writing this log; start an enclave of another admitted \
+         image first, then retire this one"
+    )]
+    ImageRunning(String),
+    /// `imageChange` loosened below what an image change needs.
+    #[error(
+        "imageChange must be Required with minimumApproversRequired of at least {}: an image \
+         decides which code holds the log key, so no single principal may choose one",
+        crate::image::MIN_IMAGE_CHANGE_APPROVERS
+    )]
+    ImageChangeTooLoose,
     /// An approved connection change found its connection no longer waiting for it.
     #[error("connection {id} is no longer waiting for this approval (its state is {})", state.map_or("gone".to_owned(), |s| format!("{s:?}")))]
     ConnectionNoLongerPending {
@@ -304,6 +337,8 @@ pub enum RecordKind {
     Connection,
     /// Any scope.
     Scope,
+    /// An admitted enclave image.
+    Image,
 }
 
 impl fmt::Display for RecordKind {
@@ -323,6 +358,7 @@ impl fmt::Display for RecordKind {
             RecordKind::Connection => "connection",
             RecordKind::Approval => "approval",
             RecordKind::Scope => "scope",
+            RecordKind::Image => "image",
         })
     }
 }
@@ -431,6 +467,7 @@ impl Refusal {
                 A::PendingForTarget(_) => "approval_pending_for_target",
                 A::TooManyPending { .. } => "too_many_pending_approvals",
                 A::IdTaken(_) => "approval_id_taken",
+                A::OwnerRequired(_) => "owner_required",
             },
         }
     }

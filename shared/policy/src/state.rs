@@ -6,6 +6,7 @@ use crate::approval::ApprovalSettings;
 use crate::assignment::{EligibleRoleAssignment, RoleActivation, RoleAssignment};
 use crate::deny::{DenyAssignment, DenyView, EffectiveDeny, ManagedOf};
 use crate::ids::{ApprovalId, AssignmentId, PrincipalId, RoleId};
+use crate::image::{AdmittedImage, ImagePcrs, RootApprovalSettings};
 use crate::index::Index;
 use crate::maintenance::MaintenanceModeConfiguration;
 use crate::network::{Connection, Endpoint};
@@ -36,6 +37,12 @@ pub struct PolicyState {
     pub(crate) activations: BTreeMap<AssignmentId, RoleActivation>,
     pub(crate) deny_assignments: BTreeMap<AssignmentId, DenyAssignment>,
     pub(crate) approvals: BTreeMap<ApprovalId, Approval>,
+    /// Images admitted to continue the log, by their PCRs.
+    pub(crate) images: BTreeMap<ImagePcrs, AdmittedImage>,
+    /// The image of the last `enclave_start` (reported by the ledger).
+    pub(crate) running_image: Option<ImagePcrs>,
+    /// `approvalSettings` at `/`: `imageChange`.
+    pub(crate) root_approval_settings: RootApprovalSettings,
     pub(crate) index: Index,
 }
 
@@ -53,6 +60,9 @@ impl PartialEq for PolicyState {
             && self.activations == other.activations
             && self.deny_assignments == other.deny_assignments
             && self.approvals == other.approvals
+            && self.images == other.images
+            && self.running_image == other.running_image
+            && self.root_approval_settings == other.root_approval_settings
     }
 }
 

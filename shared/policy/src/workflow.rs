@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{Governance, DEFAULT_APPROVAL_LIFETIME_HOURS};
+use crate::approval::{ApprovalKey, Governance, DEFAULT_APPROVAL_LIFETIME_HOURS};
 use crate::command::{ops, Command};
 use crate::event::Event;
 use crate::ids::{ApprovalId, PrincipalId};
@@ -229,6 +229,12 @@ pub enum ApprovalRefusal {
     /// The approval id is taken.
     #[error("approval id {0} is already used")]
     IdTaken(ApprovalId),
+    /// Image changes are decided by principals holding Owner at `/` only.
+    #[error(
+        "{0} does not hold the Owner role at /: image changes (imageChange) are approved and \
+         rejected by owners of / only"
+    )]
+    OwnerRequired(PrincipalId),
 }
 
 fn join(ids: &BTreeSet<PrincipalId>) -> String {
@@ -467,15 +473,23 @@ impl PolicyState {
         if actor == &approval.requester {
             return Err(ApprovalRefusal::OwnRequest(actor.clone()).into());
         }
-        let action = Operation::trusted(verdict.data_action(), OperationKind::DataAction);
-        let decision = self.check(actor, &action, approval.target(), at);
-        if !decision.allowed {
-            return Err(Refusal::NotAuthorized {
-                actor: actor.clone(),
-                operation: verdict.data_action().to_owned(),
-                scope: approval.target().clone(),
-                decision: Box::new(decision),
-            });
+        if approval.settings.key == ApprovalKey::ImageChange {
+            // An image decides which code holds the log key: only owners of everything
+            // decide on one, in place of the approve and reject data actions.
+            if !self.holds_owner_at_root(actor, at) {
+                return Err(ApprovalRefusal::OwnerRequired(actor.clone()).into());
+            }
+        } else {
+            let action = Operation::trusted(verdict.data_action(), OperationKind::DataAction);
+            let decision = self.check(actor, &action, approval.target(), at);
+            if !decision.allowed {
+                return Err(Refusal::NotAuthorized {
+                    actor: actor.clone(),
+                    operation: verdict.data_action().to_owned(),
+                    scope: approval.target().clone(),
+                    decision: Box::new(decision),
+                });
+            }
         }
         if let Some(eligible) = eligible_voters(&approval.settings) {
             let closure = self.index.closure(actor);
@@ -585,7 +599,22 @@ impl PolicyState {
                 self.check_connection(&connection, Mode::Update)?;
                 Ok(vec![Event::ConnectionPut(connection)])
             }
-            command => self.plan(&approval.requester, command, at),
+            command => {
+                let mut events = self.plan(&approval.requester, command, at)?;
+                // An image change names the approval that made it, for `govctl image list`.
+                for event in &mut events {
+                    match event {
+                        Event::ImageAdmitted(image) => {
+                            image.approval_id = Some(approval.id.clone());
+                        }
+                        Event::ImageRetired { approval_id, .. } => {
+                            *approval_id = Some(approval.id.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(events)
+            }
         }
     }
 
