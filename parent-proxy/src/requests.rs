@@ -9,8 +9,8 @@
 //! - `POST /v1/requests`: a signed request, as `application/cbor` (the envelope's bytes) or
 //!   JSON `{"signedRequest": "<base64 of the envelope>"}`;
 //! - `GET` reads (`/v1/resources[/<scope>]`, `/v1/approvals[/<id>]`, `/v1/role-assignments`,
-//!   `/v1/deny-assignments`, `/v1/principals[/<id>]`, `/v1/role-definitions`, `/v1/state`): the signed
-//!   read goes in the `X-Signed-Request` header (base64). The enclave answers the signed
+//!   `/v1/deny-assignments`, `/v1/principals[/<id>]`, `/v1/role-definitions`, `/v1/state`,
+//!   `/v1/images`): the signed read goes in the `X-Signed-Request` header (base64). The enclave answers the signed
 //!   query, filtered to what the signer may read; the route must name the same kind of read.
 
 use axum::body::Bytes;
@@ -49,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/principals/{id}", get(read(ReadKind::Principals)))
         .route("/v1/role-definitions", get(read(ReadKind::RoleDefinitions)))
         .route("/v1/state", get(read(ReadKind::State)))
+        .route("/v1/images", get(read(ReadKind::Images)))
 }
 
 /// Relays an enclave answer: its status and JSON body unchanged.
@@ -126,6 +127,7 @@ enum ReadKind {
     Principals,
     RoleDefinitions,
     State,
+    Images,
 }
 
 impl ReadKind {
@@ -138,6 +140,7 @@ impl ReadKind {
             Query::Principals { .. } => ReadKind::Principals,
             Query::RoleDefinitions => ReadKind::RoleDefinitions,
             Query::State => ReadKind::State,
+            Query::Images => ReadKind::Images,
         }
     }
 }

@@ -112,7 +112,8 @@ pub fn status_of(code: &str) -> u16 {
         | "not_an_eligible_approver"
         | "cannot_delete_approval"
         | "unknown_principal"
-        | "group_cannot_act" => 403,
+        | "group_cannot_act"
+        | "owner_required" => 403,
         "not_found" | "approval_not_found" => 404,
         "already_exists"
         | "already_voted"
@@ -154,6 +155,8 @@ pub enum ReadResult {
     RoleDefinitions(Vec<RoleDefinition>),
     /// The whole state.
     State(Box<ea_policy::PolicyDocument>),
+    /// The admitted enclave images.
+    Images(Vec<crate::images::ImageView>),
 }
 
 /// A resource of any kind.

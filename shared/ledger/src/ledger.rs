@@ -12,10 +12,11 @@ use ea_policy::{
 };
 use ea_protocol::signed::{self, SignedRequestError, MAX_CLOCK_SKEW_MS};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, ReadResult};
 use crate::directory::{key_status, Authenticated, KeyStatus};
 use crate::genesis::{Genesis, GenesisError, LedgerSettings};
-use crate::operation::Operation;
+use crate::images::{image_of_document_unverified, start_events, ImageView, StartImageError};
+use crate::operation::{Operation, Query};
 use crate::records::{
     events_of, events_of_fields, events_value, map, text, value_of, Draft, EventsError,
     PLATFORM_ACTOR,
@@ -43,6 +44,12 @@ pub enum ReplayError {
     /// An event does not fit the state: the log and the engine disagree.
     #[error("{0}")]
     Apply(#[from] ea_policy::ApplyError),
+    /// The image of an `enclave_start` record could not be read.
+    #[error(transparent)]
+    StartImage(#[from] StartImageError),
+    /// An `enclave_start` record of an image the log does not admit at that point.
+    #[error("{0}")]
+    ImageNotAdmitted(ea_policy::ApplyError),
 }
 
 /// Why the ledger refused a request before deciding it (nothing is recorded).
@@ -103,6 +110,13 @@ pub struct Ledger {
     replay: signed::ReplayCache,
     directory_changed: bool,
     poisoned: Option<String>,
+    /// Records in the log so far (the index the next one gets), as far as this ledger has
+    /// seen or written them.
+    records: u64,
+    /// The record that admitted each admitted image.
+    image_records: std::collections::BTreeMap<ea_policy::ImagePcrs, u64>,
+    /// The `enclave_start` record of the image writing the log (its latest start).
+    running_since: Option<u64>,
 }
 
 fn timestamp(now_ms: u64) -> Result<Timestamp, Rejected> {
@@ -126,12 +140,17 @@ impl Ledger {
             decision: Value::Null,
             changes: genesis.to_value()?,
         };
+        // Images the genesis document names are admitted by record 0.
+        let image_records = state.images().map(|i| (i.pcrs.clone(), 0)).collect();
         let ledger = Ledger {
             state,
             settings: genesis.settings.clone(),
             replay: signed::ReplayCache::new(replay_capacity),
             directory_changed: true,
             poisoned: None,
+            records: 1,
+            image_records,
+            running_since: None,
         };
         Ok((ledger, draft))
     }
@@ -194,19 +213,102 @@ impl Ledger {
 
     /// Applies the events of a record located by [`RecordFields::parse`], nothing else.
     fn apply_fields(&mut self, fields: &RecordFields<'_>) -> Result<(), ReplayError> {
-        for event in events_of_fields(fields)? {
-            self.apply(&event)?;
+        if fields.kind == RecordKind::EnclaveStart {
+            return self.start(fields.seq, fields.time, fields.attestation);
         }
-        Ok(())
+        let events = events_of_fields(fields)?;
+        self.apply_at(fields.seq, &events)
     }
 
     /// Applies one record's events, nothing else: how an auditor follows the state (and the
-    /// principals' keys) through a log.
+    /// principals' keys, and the admitted images) through a log. An `enclave_start` record
+    /// is refused unless its image is admitted at this point of the log.
     pub fn apply_record(&mut self, record: &Record) -> Result<(), ReplayError> {
-        for event in events_of(record)? {
-            self.apply(&event)?;
+        if record.kind == RecordKind::EnclaveStart {
+            return self.start(record.seq, record.time, record.attestation.as_deref());
         }
+        let events = events_of(record)?;
+        self.apply_at(record.seq, &events)
+    }
+
+    /// Applies the events of record `index`.
+    fn apply_at(&mut self, index: u64, events: &[Event]) -> Result<(), ReplayError> {
+        for event in events {
+            self.apply(event)?;
+        }
+        self.note_images(index, events);
+        self.records = index.saturating_add(1);
         Ok(())
+    }
+
+    /// The `enclave_start` record `index`, written at `time`, carrying `document`: its image
+    /// must be admitted now (the first start admits its own, unless the genesis named the
+    /// images), and becomes the image writing the log.
+    fn start(&mut self, index: u64, time: u64, document: Option<&[u8]>) -> Result<(), ReplayError> {
+        let image = image_of_document_unverified(document.ok_or(StartImageError::NoDocument)?)?;
+        let events = start_events(&self.state, &image, time);
+        // Atomic without a copy: the genesis image's admission (the first start only) always
+        // applies, and then its start does; otherwise the start is the only event.
+        for event in &events {
+            self.state
+                .apply(event)
+                .map_err(ReplayError::ImageNotAdmitted)?;
+        }
+        self.note_images(index, &events);
+        self.running_since = Some(index);
+        self.records = index.saturating_add(1);
+        Ok(())
+    }
+
+    /// Remembers which record admitted the images `events` admit.
+    fn note_images(&mut self, index: u64, events: &[Event]) {
+        for event in events {
+            match event {
+                Event::ImageAdmitted(image) => {
+                    self.image_records.insert(image.pcrs.clone(), index);
+                }
+                Event::ImageRetired { pcrs, .. } => {
+                    self.image_records.remove(pcrs);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks that an enclave of `image` may start on this log now (the test the next
+    /// `enclave_start` record must pass), without changing anything.
+    pub fn check_start(&self, image: &ea_policy::ImagePcrs) -> Result<(), ReplayError> {
+        if start_events(&self.state, image, 0).len() > 1 {
+            // The log's first start admits its own image.
+            return Ok(());
+        }
+        self.state.check_start(image).map_err(|invalid| {
+            ReplayError::ImageNotAdmitted(ea_policy::ApplyError {
+                event: "imageStarted".to_owned(),
+                invalid,
+            })
+        })
+    }
+
+    /// The index the next record gets, as far as this ledger has seen or written records.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The admitted images, with the records that admitted them and the one running.
+    pub fn images(&self) -> Vec<ImageView> {
+        let running = self.state.running_image();
+        self.state
+            .images()
+            .map(|image| {
+                let runs = running.is_some_and(|r| image.pcrs.matches(r));
+                ImageView::of(
+                    image,
+                    self.image_records.get(&image.pcrs).copied(),
+                    self.running_since.filter(|_| runs),
+                )
+            })
+            .collect()
     }
 
     /// Remembers a replayed request's nonce.
@@ -276,7 +378,7 @@ impl Ledger {
         self.replay
             .check_and_insert(principal, request.nonce(), request.issued_at(), now_ms)?;
         let actor = request.principal().clone();
-        Ok(match request.operation() {
+        let execution = match request.operation() {
             Operation::Submit {
                 command,
                 justification,
@@ -301,11 +403,19 @@ impl Ledger {
                 port,
                 protocol,
             } => self.flow(request, &actor, source, destination, *port, *protocol, at),
+            Operation::Read(Query::Images) => Execution {
+                drafts: Vec::new(),
+                answer: Answer::Read {
+                    result: Box::new(ReadResult::Images(self.images())),
+                },
+            },
             Operation::Read(query) => Execution {
                 drafts: Vec::new(),
                 answer: crate::query::read(&self.state, &actor, query, at),
             },
-        })
+        };
+        self.records = self.records.saturating_add(execution.drafts.len() as u64);
+        Ok(execution)
     }
 
     fn submit(
@@ -427,6 +537,8 @@ impl Ledger {
                     if !self.apply_new(&completion.events) {
                         return internal_poisoned();
                     }
+                    // The approval_applied record follows this vote's record.
+                    self.note_images(self.records.saturating_add(1), &completion.events);
                     let mut decision = vec![
                         ("outcome", text(completion.status.as_str())),
                         ("approvalId", text(approval_id.as_str())),
@@ -606,6 +718,7 @@ impl Ledger {
                 changes: events_value(&transition),
             });
         }
+        self.records = self.records.saturating_add(drafts.len() as u64);
         drafts
     }
 

@@ -106,4 +106,7 @@ pub enum Query {
     /// The whole policy state as a policy document (`docs/policy-state.md`), approvals
     /// included; needs `Microsoft.Mission/state/read` at `/` (Owner or Reader there).
     State,
+    /// The enclave images the log admits, with the records that admitted them and the one
+    /// writing the log (readable by anyone who can sign: PCRs are public).
+    Images,
 }

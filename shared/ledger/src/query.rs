@@ -202,6 +202,11 @@ pub(crate) fn read(state: &PolicyState, who: &PrincipalId, query: &Query, at: Ti
                 )
             }
         }
+        // The ledger answers it (it knows the records that admitted each image).
+        Query::Images => Answer::error(
+            "internal",
+            "the images query is answered by the ledger, not the state",
+        ),
         Query::RoleDefinitions => {
             let roles = built_in_roles()
                 .values()

@@ -558,7 +558,7 @@ impl PolicyState {
                 one(Event::DenyAssignmentDeleted { id: id.clone() })
             }
             Command::AdmitImage { image } => {
-                self.check_admission(image)?;
+                self.check_admission_command(image)?;
                 one(Event::ImageAdmitted(crate::image::AdmittedImage {
                     pcrs: image.clone(),
                     admitted_at: Some(at),

@@ -305,11 +305,18 @@ impl PolicyState {
             })
     }
 
-    /// The rules of an image about to be admitted.
-    pub(crate) fn check_admission(&self, pcrs: &ImagePcrs) -> Result<(), Invalid> {
+    /// The rules of an image an `admitImage` command admits: those of any admission, and
+    /// never a debug-mode image (whether a log may start in debug mode is the verifiers'
+    /// choice, `--allow-debug`; admitting one later is never).
+    pub(crate) fn check_admission_command(&self, pcrs: &ImagePcrs) -> Result<(), Invalid> {
         if pcrs.is_debug_mode() {
             return Err(Invalid::at("image", Problem::Image(ImageError::DebugMode)));
         }
+        self.check_admission(pcrs)
+    }
+
+    /// The rules of an image about to be admitted: no admitted image has its PCR0–2.
+    pub(crate) fn check_admission(&self, pcrs: &ImagePcrs) -> Result<(), Invalid> {
         if let Some(admitted) = self.images.values().find(|i| i.pcrs.same_base(pcrs)) {
             return Err(Invalid::at(
                 "image",
@@ -344,7 +351,7 @@ impl PolicyState {
     }
 
     /// The rule of an enclave start: its image is admitted now.
-    pub(crate) fn check_start(&self, running: &ImagePcrs) -> Result<(), Invalid> {
+    pub fn check_start(&self, running: &ImagePcrs) -> Result<(), Invalid> {
         if self.admitted_image(running).is_some() {
             return Ok(());
         }
