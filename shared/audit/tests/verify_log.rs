@@ -724,3 +724,140 @@ fn deferred_request_checks_are_reported_first_and_at_their_own_index() {
         Some(7)
     );
 }
+
+/// The sample log, then an enclave of image 0xbb with its own key (seed 2) takes over:
+/// its enclave_start at 22, a checkpoint at 23, then 4 records and a checkpoint at 27.
+fn upgraded() -> LogBuilder {
+    let mut log = sample();
+    log.restart_image(2, 0xbb);
+    log.checkpoint();
+    log.push_many(4, 2);
+    log.checkpoint();
+    log
+}
+
+#[test]
+fn a_new_image_with_its_own_key_takes_over_the_log() {
+    let log = upgraded();
+    let summary = verify(&log).unwrap();
+    assert_eq!(summary.records, 27);
+    let keys: Vec<(u64, u64, u8)> = summary
+        .log_keys
+        .iter()
+        .map(|k| (k.index, k.era, k.image[&0][0]))
+        .collect();
+    assert_eq!(keys, vec![(1, 1, 0xee), (22, 22, 0xbb)]);
+    assert_eq!(
+        verify_authenticated(&log.records, &log.checkpoints, VerifyOptions::default())
+            .unwrap()
+            .log_keys
+            .len(),
+        2
+    );
+
+    // A restart of the same image stays in its era; the old image's return opens a new one.
+    let mut log = upgraded();
+    log.restart_image(2, 0xbb);
+    log.push_many(1, 0);
+    log.checkpoint();
+    log.restart_image(1, common::DEFAULT_IMAGE);
+    log.push_many(1, 0);
+    log.checkpoint();
+    let eras: Vec<u64> = verify(&log)
+        .unwrap()
+        .log_keys
+        .iter()
+        .map(|k| k.era)
+        .collect();
+    assert_eq!(eras, vec![1, 22, 22, 29]);
+}
+
+#[test]
+fn an_old_image_key_signs_nothing_after_the_new_image_started() {
+    let log = upgraded();
+    // The old key (seed 1) signs the checkpoint at 27: the new image started at 22.
+    let mut old = LogBuilder::new(1);
+    old.tree = log.tree.clone();
+    old.origin = log.origin.clone();
+    let forged = old.checkpoint_note(27);
+    let mut checkpoints = log.checkpoints.clone();
+    *checkpoints.last_mut().unwrap() = forged.clone();
+    let full = expect(verify_parts(&log.records, &checkpoints, &log), Some(23));
+    assert!(
+        matches!(
+            full,
+            LogErrorKind::SupersededKey {
+                size: 27,
+                key_index: 1,
+                superseded_by: 22,
+                ..
+            }
+        ),
+        "{full}"
+    );
+    assert!(full.to_string().contains("superseded"), "{full}");
+    // Recovery's authenticated pass refuses it the same way, at the same index.
+    let error = verify_authenticated(&log.records, &checkpoints, VerifyOptions::default())
+        .expect_err("the old key's checkpoint was accepted");
+    assert_eq!(error.index, Some(23));
+    assert!(
+        matches!(error.kind, LogErrorKind::SupersededKey { .. }),
+        "{error}"
+    );
+
+    // Its signature beside the new key's is ignored, like any key's a verifier does not
+    // count; the checkpoint at the new image's own start must be the new key's too.
+    let mut both = log.checkpoints.clone();
+    let last = both.last().unwrap().clone();
+    let old_line = forged.lines().last().unwrap();
+    *both.last_mut().unwrap() = format!("{last}{old_line}\n");
+    verify_parts(&log.records, &both, &log).unwrap();
+    let mut at_start = log.checkpoints.clone();
+    at_start[6] = old.checkpoint_note(23);
+    let error = expect(verify_parts(&log.records, &at_start, &log), Some(22));
+    assert!(
+        matches!(error, LogErrorKind::SupersededKey { size: 23, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_pinned_genesis_image_is_the_first_start_s() {
+    let log = upgraded();
+    let pinned = |pcrs| {
+        let mut v = LogVerifier::new(
+            FakeAttestation,
+            log.request_checker(),
+            VerifyOptions::default(),
+        )
+        .pin_genesis_image(pcrs);
+        for c in &log.checkpoints {
+            v.add_checkpoint(c).unwrap();
+        }
+        log.records
+            .iter()
+            .try_for_each(|r| v.add_record(r).map(drop))
+            .and_then(|()| v.finish())
+    };
+    pinned(common::fake_pcrs(common::DEFAULT_IMAGE)).unwrap();
+    let error = pinned(common::fake_pcrs(0xbb)).expect_err("another genesis image was accepted");
+    assert_eq!(error.index, Some(1));
+    assert!(
+        matches!(error.kind, LogErrorKind::GenesisImage { pcr: 0, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_approval_record_attested_by_another_image_is_refused() {
+    let mut log = upgraded();
+    // The enclave of image 0xbb writes an approval record attested by the old image.
+    log.image = common::DEFAULT_IMAGE;
+    log.push(RecordKind::ApprovalDecision);
+    log.checkpoint();
+    let error = expect(verify(&log), Some(27));
+    assert!(
+        matches!(error, LogErrorKind::ForeignImage { start: 22, .. }),
+        "{error}"
+    );
+}

@@ -1,13 +1,18 @@
 //! The attestation checker the log verifier is given, shared by enclave recovery and
-//! `govctl audit verify`: `ea_attestation::verify` against the pinned trust root and PCRs,
-//! each document at its own time.
+//! `govctl audit verify`: `ea_attestation::verify` against the pinned trust root, each
+//! document at its own time. It returns the document's PCRs: which image made each document
+//! is the log's to say (the genesis image, then the images approved changes admit), not a
+//! single set pinned here; the caller pins the genesis image on the log verifier
+//! (`LogVerifier::pin_genesis_image`) and the ledger checks each start against the images
+//! admitted at that point. PCRs pinned in the options (e.g. PCR3, the instance role) still
+//! apply to every document.
 //!
 //! Documents in a log are old by the time anyone reads it again (their leaf certificates
 //! live about three hours), so certificates are checked at the document's own timestamp;
 //! what makes an old document trustworthy is the chain to the pinned root and the PCRs.
 
 use ea_attestation::{verify, ValidationTime, VerifyError, VerifyOptions};
-use ea_audit::verify::{AttestationChecker, AttestedKey};
+use ea_audit::verify::{AttestationChecker, AttestedDocument, AttestedKey};
 
 /// Checks documents with `ea_attestation::verify`; the expected `user_data` is set per
 /// document by the log verifier.
@@ -32,14 +37,26 @@ impl AttestationChecker for DocumentChecker {
         document: &[u8],
         expected_user_data: &[u8],
     ) -> Result<AttestedKey, VerifyError> {
+        self.check_document(document, expected_user_data)
+            .map(|document| AttestedKey {
+                public_key: document.public_key,
+            })
+    }
+
+    fn check_document(
+        &self,
+        document: &[u8],
+        expected_user_data: &[u8],
+    ) -> Result<AttestedDocument, VerifyError> {
         let options = self
             .options
             .clone()
             .at(ValidationTime::DocumentTime)
             .user_data(expected_user_data.to_vec());
-        let verified = verify(document, &options)?;
-        Ok(AttestedKey {
-            public_key: verified.into_inner().public_key,
+        let document = verify(document, &options)?.into_inner();
+        Ok(AttestedDocument {
+            public_key: document.public_key,
+            pcrs: document.pcrs,
         })
     }
 }

@@ -154,6 +154,55 @@ pub enum LogErrorKind {
         /// The records present.
         records: u64,
     },
+    /// A checkpoint signed only by the log key of an image whose enclave was superseded: a
+    /// later `enclave_start` of another image, below the checkpoint's size, took over the
+    /// log, and from that record on only keys attested at or after it count.
+    #[error(
+        "checkpoint {checkpoint} (size {size}) is signed by the log key of record {key_index}, \
+         whose image was superseded by the enclave_start of another image at record \
+         {superseded_by}: checkpoints of size above {superseded_by} must be signed by a key \
+         attested at or after that record"
+    )]
+    SupersededKey {
+        /// Which checkpoint.
+        checkpoint: usize,
+        /// Its size.
+        size: u64,
+        /// The `enclave_start` record that attested the key that signed it.
+        key_index: u64,
+        /// The `enclave_start` record of the image that took over.
+        superseded_by: u64,
+    },
+    /// The log's first `enclave_start` shows another image than the genesis image the
+    /// verifier pinned (`--pcrs`).
+    #[error(
+        "the log's first enclave_start shows PCR{pcr} = {found}, not the pinned genesis image's \
+         {expected}: this log did not start under the image you expected"
+    )]
+    GenesisImage {
+        /// The PCR that differs.
+        pcr: u16,
+        /// The pinned value (hex).
+        expected: String,
+        /// The document's value (hex, or `absent`).
+        found: String,
+    },
+    /// An approval record attested by another image than the enclave writing the log.
+    #[error(
+        "the attestation document of this {kind} record shows another image than the \
+         enclave_start at record {start} (PCR0 {found} instead of {expected}): only the enclave \
+         that started there writes records until the next enclave_start"
+    )]
+    ForeignImage {
+        /// The record's kind.
+        kind: RecordKind,
+        /// The `enclave_start` record of the image writing the log.
+        start: u64,
+        /// The PCR0 the record's document shows (hex).
+        found: String,
+        /// The PCR0 of the enclave writing the log (hex).
+        expected: String,
+    },
     /// Records after the last checkpoint, which no signature covers.
     #[error("records {from} to {} are not covered by any checkpoint", records - 1)]
     UnsignedRecords {

@@ -6,15 +6,27 @@
 //!    no other record is;
 //! 3. an `enclave_start` record carries an attestation document that the
 //!    [`AttestationChecker`] accepts with `user_data` = genesis hash; its 32-byte
-//!    `public_key` becomes a log key, valid for checkpoints of size `> i`;
+//!    `public_key` becomes a log key, valid for checkpoints of size `> i` until the
+//!    `enclave_start` of another image supersedes it (see "Images" below); the first one's
+//!    image must be the pinned genesis image, if one is pinned;
 //! 4. `approval_decision` and `approval_applied` records carry an attestation document
-//!    accepted with `user_data` = their own record hash;
+//!    accepted with `user_data` = their own record hash, made by the image of the last
+//!    `enclave_start` before them;
 //! 5. the [`RequestChecker`] accepts the record (the embedded client request's signature);
 //! 6. its leaf hash is appended to the tree, and every checkpoint of size `i + 1` is checked:
 //!    origin, signature by a log key attested below its size, root. Consistency with the
 //!    previous checkpoint follows, both roots being of the one tree built here. Signatures are
 //!    queued and verified in batches (see the `batch` module); a queued failure is reported
 //!    before any later error, so the first bad index stays first.
+//!
+//! Images: each `enclave_start` document shows the image of the enclave that started (its
+//! PCR0, 1, 2 and 8). Consecutive starts of one image form an *era*; the first start of
+//! another image ends the era before it, and from that record on only keys attested in the
+//! new era count: a checkpoint of size `n` must be signed by a key attested below `n` in the
+//! era of the last `enclave_start` below `n`. So an older image's key signs nothing past the
+//! start of its successor ([`LogErrorKind::SupersededKey`]). Whether an image was *admitted*
+//! at that point of the log is the ledger's rule, checked as the records are replayed
+//! (`ea_ledger`): this crate knows no policy.
 //!
 //! At the end, a checkpoint larger than the log means its tail is missing, and records after
 //! the last checkpoint are unsigned (refused unless [`VerifyOptions::allow_unsigned_tail`]).
@@ -24,7 +36,7 @@
 mod batch;
 mod error;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -47,6 +59,31 @@ pub struct AttestedKey {
     pub public_key: Option<Vec<u8>>,
 }
 
+/// What [`AttestationChecker::check_document`] vouches for: the document's `public_key` and
+/// its PCRs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestedDocument {
+    /// The `public_key` field of the attestation document.
+    pub public_key: Option<Vec<u8>>,
+    /// The document's PCRs, by index: the image of the enclave that made it. Empty from a
+    /// checker that does not report them (then every document counts as one image).
+    pub pcrs: BTreeMap<u16, Vec<u8>>,
+}
+
+/// The PCRs that name an enclave image: PCR0, 1, 2 and 8 (the signing certificate).
+pub const IMAGE_PCRS: [u16; 4] = [0, 1, 2, 8];
+
+/// An image as the verifier compares them: PCR0, 1, 2 and 8 of a document, as it shows them.
+pub type Image = BTreeMap<u16, Vec<u8>>;
+
+/// The image a document's PCRs show.
+pub fn image_of(pcrs: &BTreeMap<u16, Vec<u8>>) -> Image {
+    pcrs.iter()
+        .filter(|(index, _)| IMAGE_PCRS.contains(index))
+        .map(|(index, value)| (*index, value.clone()))
+        .collect()
+}
+
 /// Checks an attestation document (signature, certificate chain, PCRs) and that its
 /// `user_data` is `expected_user_data`. The caller implements it with the attestation crate,
 /// the expected PCRs and the trust root.
@@ -56,6 +93,21 @@ pub trait AttestationChecker {
     /// Checks `document`; on success returns its `public_key`.
     fn check(&self, document: &[u8], expected_user_data: &[u8])
         -> Result<AttestedKey, Self::Error>;
+
+    /// Checks `document`; on success returns its `public_key` and its (verified) PCRs. The
+    /// verifier calls this one: the PCRs tell which image wrote what. The default reports
+    /// no PCRs, for checkers that pin one image anyway.
+    fn check_document(
+        &self,
+        document: &[u8],
+        expected_user_data: &[u8],
+    ) -> Result<AttestedDocument, Self::Error> {
+        self.check(document, expected_user_data)
+            .map(|key| AttestedDocument {
+                public_key: key.public_key,
+                pcrs: BTreeMap::new(),
+            })
+    }
 }
 
 /// Re-checks what a record embeds from clients, chiefly the signature of its request.
@@ -94,6 +146,13 @@ impl<T: AttestationChecker + ?Sized> AttestationChecker for &T {
     fn check(&self, document: &[u8], expected: &[u8]) -> Result<AttestedKey, T::Error> {
         (**self).check(document, expected)
     }
+    fn check_document(
+        &self,
+        document: &[u8],
+        expected: &[u8],
+    ) -> Result<AttestedDocument, T::Error> {
+        (**self).check_document(document, expected)
+    }
 }
 
 impl<T: RequestChecker + ?Sized> RequestChecker for &T {
@@ -122,6 +181,11 @@ pub struct LogKey {
     pub index: u64,
     /// The key, named by the log's origin.
     pub verifier: NoteVerifier,
+    /// The image of the enclave that started (PCR0, 1, 2 and 8 of its document).
+    pub image: Image,
+    /// The first `enclave_start` of this image's era: the run of starts of one image this
+    /// one belongs to. The key counts for checkpoints until the next era begins.
+    pub era: u64,
 }
 
 /// What a verified log is.
@@ -179,6 +243,8 @@ pub struct LogVerifier<A: AttestationChecker, R: RequestChecker> {
     failed: Option<LogError>,
     /// Set once a record was added by [`LogVerifier::add_authenticated_record`].
     authenticated_only: bool,
+    /// PCRs the log's first `enclave_start` must show (the genesis image), if pinned.
+    genesis_image: Option<BTreeMap<u16, Vec<u8>>>,
 }
 
 /// Whether the documents of approval records are checked.
@@ -207,7 +273,16 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
             checked: 0,
             failed: None,
             authenticated_only: false,
+            genesis_image: None,
         }
+    }
+
+    /// Requires the log's first `enclave_start` document to show these PCRs (each present
+    /// and equal): the genesis image an auditor expects (`govctl audit verify --pcrs`).
+    /// Later images are admitted by the log itself, which the ledger checks.
+    pub fn pin_genesis_image(mut self, pcrs: BTreeMap<u16, Vec<u8>>) -> Self {
+        self.genesis_image = Some(pcrs);
+        self
     }
 
     /// The number of records accepted so far.
@@ -456,6 +531,14 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
                 let attested = self
                     .attest(kind, document, genesis_hash.as_bytes())
                     .map_err(at)?;
+                let image = image_of(&attested.pcrs);
+                if self.log_keys.is_empty() {
+                    self.check_genesis_image(&attested.pcrs).map_err(at)?;
+                }
+                let era = match self.log_keys.last() {
+                    Some(last) if last.image == image => last.era,
+                    _ => index,
+                };
                 let key = attested
                     .public_key
                     .ok_or_else(|| at(LogErrorKind::NoLogKey))?;
@@ -465,11 +548,50 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
                 let verifier = NoteVerifier::new(&origin, key)
                     .map_err(|_| at(LogErrorKind::BadLogKey { len: key.len() }))?;
                 self.decoded_keys.push(VerifyingKey::from_bytes(&key).ok());
-                self.log_keys.push(LogKey { index, verifier });
+                self.log_keys.push(LogKey {
+                    index,
+                    verifier,
+                    image,
+                    era,
+                });
             }
             (AttestationRule::RecordHash, RecordHashDocuments::Check) => {
                 let own = record_hash_from(bytes, document);
-                self.attest(kind, document, own.as_bytes()).map_err(at)?;
+                let attested = self.attest(kind, document, own.as_bytes()).map_err(at)?;
+                if let Some(writer) = self.log_keys.last() {
+                    let image = image_of(&attested.pcrs);
+                    if image != writer.image {
+                        let pcr0 = |image: &Image| {
+                            image
+                                .get(&0)
+                                .map_or_else(|| "absent".to_owned(), hex::encode)
+                        };
+                        return Err(at(LogErrorKind::ForeignImage {
+                            kind,
+                            start: writer.index,
+                            found: pcr0(&image),
+                            expected: pcr0(&writer.image),
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first `enclave_start` must show the pinned genesis image, if any.
+    fn check_genesis_image(&self, pcrs: &BTreeMap<u16, Vec<u8>>) -> Result<(), LogErrorKind> {
+        let Some(pinned) = &self.genesis_image else {
+            return Ok(());
+        };
+        for (index, expected) in pinned {
+            let found = pcrs.get(index);
+            if found != Some(expected) {
+                return Err(LogErrorKind::GenesisImage {
+                    pcr: *index,
+                    expected: hex::encode(expected),
+                    found: found.map_or_else(|| "absent".to_owned(), hex::encode),
+                });
             }
         }
         Ok(())
@@ -480,10 +602,10 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
         kind: RecordKind,
         document: Option<&[u8]>,
         expected: &[u8],
-    ) -> Result<AttestedKey, LogErrorKind> {
+    ) -> Result<AttestedDocument, LogErrorKind> {
         let document = document.ok_or(LogErrorKind::MissingAttestation { kind })?;
         self.attestation
-            .check(document, expected)
+            .check_document(document, expected)
             .map_err(|source| LogErrorKind::Attestation {
                 kind,
                 source: Arc::new(source),
@@ -529,11 +651,25 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
         // Every signature line by a log key attested below `size` is queued for batch
         // verification; lines by other keys are ignored, as signed-note verifiers must.
         let text = note.unverified_text().as_bytes();
+        // The era of the last enclave_start inside this checkpoint: only its keys count.
+        let era = self
+            .log_keys
+            .iter()
+            .rev()
+            .find(|key| key.index < size)
+            .map(|key| key.era);
         let mut known = 0usize;
+        let mut superseded = None;
         for sig in note.signatures() {
             let keys = self.log_keys.iter().zip(&self.decoded_keys);
             for (key, decoded) in keys.filter(|(key, _)| key.index < size) {
                 if key.verifier.key_id() != sig.key_id || key.verifier.name() != sig.name {
+                    continue;
+                }
+                if Some(key.era) != era {
+                    // A key of an image another image's start superseded: it signs nothing
+                    // past that start. Ignored, as an unknown key is; named if it is all.
+                    superseded.get_or_insert(key.index);
                     continue;
                 }
                 known += 1;
@@ -552,6 +688,14 @@ impl<A: AttestationChecker, R: RequestChecker> LogVerifier<A, R> {
                     None => return Err(batch::bad_signature(&origin)),
                 }
             }
+        }
+        if let (0, Some(key_index), Some(superseded_by)) = (known, superseded, era) {
+            return fail(LogErrorKind::SupersededKey {
+                checkpoint: number,
+                size,
+                key_index,
+                superseded_by,
+            });
         }
         if known == 0 {
             return fail(LogErrorKind::CheckpointSignature {

@@ -15,7 +15,7 @@ use ea_audit::hash::{leaf_hash, Hash};
 use ea_audit::note::{Ed25519Signer, NoteSigner};
 use ea_audit::record::{Record, RecordKind};
 use ea_audit::tree::MerkleTree;
-use ea_audit::verify::{AttestationChecker, AttestedKey, RequestChecker};
+use ea_audit::verify::{AttestationChecker, AttestedDocument, AttestedKey, RequestChecker};
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 
 /// Prefix of the fake attestation documents.
@@ -25,14 +25,29 @@ const FAKE_DOCUMENT_LEN: usize = 4400;
 /// The domain string client signatures cover (SPEC-trust section 2).
 pub const REQUEST_DOMAIN: &[u8] = b"enclave-approvals/request/v1\n";
 
-/// A fake attestation document: `FAKE || user_data (32) || public key (0 or 32) || padding`.
+/// The image of fake documents unless one is named: PCR0, 1 and 2 all bytes of this.
+pub const DEFAULT_IMAGE: u8 = 0xee;
+
+/// A fake attestation document: `FAKE || user_data (32) || key flag || public key (32) ||
+/// image byte || padding`; its PCR0, 1 and 2 are 48 bytes of the image byte.
 pub fn fake_document(user_data: &Hash, public_key: Option<[u8; 32]>) -> Vec<u8> {
+    fake_document_of(user_data, public_key, DEFAULT_IMAGE)
+}
+
+/// A fake attestation document made by an enclave of image `image`.
+pub fn fake_document_of(user_data: &Hash, public_key: Option<[u8; 32]>, image: u8) -> Vec<u8> {
     let mut doc = FAKE.to_vec();
     doc.extend_from_slice(user_data.as_bytes());
     doc.push(u8::from(public_key.is_some()));
     doc.extend_from_slice(&public_key.unwrap_or([0; 32]));
+    doc.push(image);
     doc.resize(FAKE_DOCUMENT_LEN, 0xee);
     doc
+}
+
+/// The PCRs of image `image` in fake documents.
+pub fn fake_pcrs(image: u8) -> std::collections::BTreeMap<u16, Vec<u8>> {
+    (0..3).map(|i| (i, vec![image; 48])).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,17 +66,31 @@ pub struct FakeAttestation;
 impl AttestationChecker for FakeAttestation {
     type Error = FakeAttestationError;
     fn check(&self, document: &[u8], expected: &[u8]) -> Result<AttestedKey, Self::Error> {
+        self.check_document(document, expected)
+            .map(|document| AttestedKey {
+                public_key: document.public_key,
+            })
+    }
+
+    fn check_document(
+        &self,
+        document: &[u8],
+        expected: &[u8],
+    ) -> Result<AttestedDocument, Self::Error> {
         let rest = document
             .strip_prefix(FAKE)
             .ok_or(FakeAttestationError::NotADocument)?;
-        if rest.len() < 65 {
+        if rest.len() < 66 {
             return Err(FakeAttestationError::NotADocument);
         }
         if &rest[..32] != expected {
             return Err(FakeAttestationError::WrongUserData);
         }
         let public_key = (rest[32] == 1).then(|| rest[33..65].to_vec());
-        Ok(AttestedKey { public_key })
+        Ok(AttestedDocument {
+            public_key,
+            pcrs: fake_pcrs(rest[65]),
+        })
     }
 }
 
@@ -132,6 +161,8 @@ pub struct LogBuilder {
     pub signer: NoteSigner,
     client: Ed25519KeyPair,
     time: u64,
+    /// The image of the enclave writing now (its approval records' documents show it).
+    pub image: u8,
 }
 
 impl LogBuilder {
@@ -164,6 +195,7 @@ impl LogBuilder {
             signer: NoteSigner::new(&origin, Box::new(key_pair(key_seed))).unwrap(),
             client: key_pair(200),
             time: 1_700_000_000_000,
+            image: DEFAULT_IMAGE,
         };
         builder.append(genesis);
         builder.restart(key_seed);
@@ -188,6 +220,14 @@ impl LogBuilder {
 
     /// An enclave start with a new log key; later checkpoints are signed with it.
     pub fn restart(&mut self, key_seed: u8) {
+        let image = self.image;
+        self.restart_image(key_seed, image);
+    }
+
+    /// An enclave of image `image` starts with a new log key; later checkpoints are signed
+    /// with it, and later approval records attested by that image.
+    pub fn restart_image(&mut self, key_seed: u8, image: u8) {
+        self.image = image;
         let key = key_pair(key_seed);
         let record = Record {
             seq: self.next_seq(),
@@ -197,9 +237,10 @@ impl LogBuilder {
             request: None,
             decision: Value::Null,
             changes: Value::Null,
-            attestation: Some(fake_document(
+            attestation: Some(fake_document_of(
                 &self.genesis,
                 Some(Ed25519Signer::public_key(&key)),
+                image,
             )),
         };
         self.append(record);
@@ -262,7 +303,7 @@ impl LogBuilder {
         };
         if kind.attestation() == ea_audit::record::AttestationRule::RecordHash {
             let own = record.record_hash().unwrap();
-            record.attestation = Some(fake_document(&own, None));
+            record.attestation = Some(fake_document_of(&own, None, self.image));
         }
         self.append(record);
     }
