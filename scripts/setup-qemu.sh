@@ -132,7 +132,7 @@ build_qemu() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "meson==$MESON_VERSION" "pycotap==$PYCOTAP_VERSION" >&2
   fi
-  log "building QEMU $QEMU_UPSTREAM_VERSION into $qemu_prefix (about 15 minutes on 2 cores)"
+  log "building QEMU $QEMU_UPSTREAM_VERSION into $qemu_prefix (about 4 minutes on 2 cores)"
   local started=$SECONDS
   tar -xJf "$tarball" -C "$work"
   local src="$work/qemu-$QEMU_UPSTREAM_VERSION"
