@@ -28,6 +28,7 @@ pub struct LedgerApp {
     ledger: Ledger,
     nsm: Arc<dyn Nsm>,
     directory: SharedDirectory,
+    images: crate::service::SharedImages,
     log_size: Arc<AtomicU64>,
     broken: Option<String>,
 }
@@ -38,12 +39,14 @@ impl LedgerApp {
         ledger: Ledger,
         nsm: Arc<dyn Nsm>,
         directory: SharedDirectory,
+        images: crate::service::SharedImages,
         log_size: Arc<AtomicU64>,
     ) -> Self {
         Self {
             ledger,
             nsm,
             directory,
+            images,
             log_size,
             broken: None,
         }
@@ -57,6 +60,26 @@ impl LedgerApp {
             Ok(mut slot) => *slot = snapshot,
             // A writer panicked while holding it; the snapshot is still replaced.
             Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    /// Publishes the admitted images (for the enclave's description).
+    pub fn publish_images(&mut self) {
+        self.ledger.take_images_changed();
+        let images: Vec<ea_protocol::DescribedImage> = self
+            .ledger
+            .images()
+            .into_iter()
+            .map(|view| ea_protocol::DescribedImage {
+                pcrs: crate::service::pcr_names(&view.pcrs),
+                record: view.record,
+                approval_id: view.approval_id.map(|id| id.to_string()),
+                running_since: view.running_since,
+            })
+            .collect();
+        match self.images.write() {
+            Ok(mut slot) => *slot = images,
+            Err(poisoned) => *poisoned.into_inner() = images,
         }
     }
 
@@ -135,6 +158,9 @@ impl Application for LedgerApp {
     }
 
     fn committed(&mut self) {
+        if self.ledger.take_images_changed() {
+            self.publish_images();
+        }
         if self.ledger.take_directory_changed() {
             let snapshot = Arc::new(Directory::of(self.ledger.state()));
             match self.directory.write() {

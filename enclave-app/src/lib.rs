@@ -11,6 +11,7 @@ pub mod app;
 pub mod audit_log;
 pub mod handler;
 pub mod log_key;
+pub mod log_keys;
 pub mod recovery;
 pub mod sequencer;
 pub mod server;

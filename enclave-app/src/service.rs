@@ -26,85 +26,19 @@ use ea_ledger::{
     Reply, PLATFORM_ACTOR,
 };
 use ea_protocol::key_tables::KeyTables;
-use ea_protocol::{Description, EnclaveResponse, HealthReport, NsmMode, PROTOCOL_VERSION};
+use ea_protocol::{
+    DescribedImage, Description, EnclaveResponse, HealthReport, NsmMode, PROTOCOL_VERSION,
+};
 use serde_bytes::ByteBuf;
 
 use crate::app::{AppReply, LedgerApp, SharedDirectory};
 use crate::audit_log::AuditLog;
 use crate::log_key::LogKey;
+pub use crate::log_keys::LogKeySource;
+use crate::log_keys::{first_start, LogIdentity, OwnImage};
 use crate::recovery::{recover_log, ReplayOptions};
 use crate::sequencer::{Clock, Committed, Recover, Sequencer, SequencerConfig, SequencerError};
 use crate::store_client::StoreClient;
-
-/// The version of the log key this build seals (the associated data binds it).
-pub const LOG_KEY_VERSION: u32 = 1;
-
-/// How the enclave obtains its log key.
-pub enum LogKeySource {
-    /// A new key at every start, never stored. Each start's `enclave_start` record attests
-    /// the new key, so the log stays verifiable; the key just is not the same across starts.
-    Ephemeral,
-    /// Sealed under a KMS data key that KMS releases only to an enclave whose attestation
-    /// document shows the PCRs its key policy names: the same image gets the same key back,
-    /// another image gets nothing and does not start.
-    Kms(Box<ea_kms::LogKeyRelease>),
-}
-
-/// Whether a log is new (its key is made and sealed) or exists (its key is unsealed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyUse {
-    NewLog,
-    ExistingLog,
-}
-
-impl LogKeySource {
-    /// The key for a log: new (and sealed, with the sealed blob kept by the parent), or
-    /// unsealed from the blob the parent keeps.
-    async fn obtain(
-        &self,
-        store: &StoreClient,
-        genesis_hash: &Hash,
-        usage: KeyUse,
-    ) -> anyhow::Result<LogKey> {
-        let release = match self {
-            LogKeySource::Ephemeral => return Ok(LogKey::generate()?),
-            LogKeySource::Kms(release) => release,
-        };
-        match usage {
-            KeyUse::NewLog => {
-                let key = LogKey::generate()?;
-                let sealed = release
-                    .seal(key.seed(), genesis_hash.as_bytes(), LOG_KEY_VERSION)
-                    .await
-                    .context("sealing the new log key through KMS")?;
-                store
-                    .put_sealed_key(sealed.to_bytes()?)
-                    .await
-                    .context("the parent did not store the sealed log key")?;
-                Ok(key)
-            }
-            KeyUse::ExistingLog => {
-                let blob = store
-                    .get_sealed_key()
-                    .await
-                    .context("reading the sealed log key from the parent")?
-                    .context(
-                        "the parent's store holds a log but no sealed log key: the key cannot \
-                         be recovered (restore the store's sealed_key from a backup)",
-                    )?;
-                let sealed = ea_kms::SealedLogKey::from_bytes(&blob)
-                    .context("the sealed log key the parent returned is malformed")?;
-                let seed = release
-                    .unseal(&sealed, genesis_hash.as_bytes())
-                    .await
-                    .context("unsealing the log key through KMS")?;
-                let mut bytes = zeroize::Zeroizing::new([0u8; crate::log_key::SEED_LEN]);
-                bytes.copy_from_slice(seed.as_ref());
-                Ok(LogKey::from_seed(bytes)?)
-            }
-        }
-    }
-}
 
 /// What the service needs.
 pub struct ServiceConfig {
@@ -176,13 +110,15 @@ struct Rebuilder {
     replay_capacity: usize,
     clock: Clock,
     directory: SharedDirectory,
+    images: SharedImages,
     log_size: Arc<AtomicU64>,
     mode: NsmMode,
 }
 
 impl Rebuilder {
     /// Reads the whole log, verifies it (chain, checkpoints, attestation documents against
-    /// the trust root and this enclave's own PCRs) and replays it into a ledger.
+    /// the trust root, each key's image as the log admitted it at that point) and replays it
+    /// into a ledger.
     async fn ledger(&self) -> anyhow::Result<(Ledger, crate::recovery::RecoveredLog)> {
         let options = ReplayOptions {
             replay_capacity: self.replay_capacity,
@@ -212,7 +148,7 @@ impl Rebuilder {
                 match (self.mode, invalid) {
                     (NsmMode::Mock, true) => error.context(
                         "mock NSM: a log verifies only under the mock CA that wrote it (kept \
-                         with --mock-ca-dir) and the same measurements",
+                         with --mock-ca-dir)",
                     ),
                     (NsmMode::DeviceInsecureQemu, true) => error.context(
                         "insecure QEMU mode: a log verifies only if QEMU wrote its documents \
@@ -254,17 +190,46 @@ impl Rebuilder {
             ledger,
             self.nsm.clone(),
             self.directory.clone(),
+            self.images.clone(),
             self.log_size.clone(),
         );
         app.publish_directory();
+        app.publish_images();
         app
     }
 }
+
+/// The admitted images as the ledger last replayed or changed them, for the description.
+pub type SharedImages = Arc<RwLock<Vec<DescribedImage>>>;
+
+/// An image as the description shows it: `PCRn` → hex.
+pub(crate) fn pcr_names(
+    image: &ea_policy::ImagePcrs,
+) -> std::collections::BTreeMap<String, String> {
+    image
+        .by_index()
+        .into_iter()
+        .map(|(index, value)| (format!("PCR{index}"), value.to_hex()))
+        .collect()
+}
+
+/// This enclave's image is not admitted by the log (at its end, or by the genesis): final,
+/// and nothing is written.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this enclave cannot continue the log: {0}. An image is admitted by an approved image \
+     change (govctl image propose, then two owners of / approve); a retired image needs a new \
+     one"
+)]
+struct NotAdmitted(String);
 
 /// The enclave's service.
 pub struct Service {
     config: ServiceConfig,
     rebuilder: Arc<Rebuilder>,
+    /// This enclave's image: it serves a log only if the log admits it.
+    image: OwnImage,
+    images: SharedImages,
     phase: RwLock<Phase>,
     directory: SharedDirectory,
     /// Precomputed tables of the Ed25519 keys that sign most (ea_protocol::key_tables).
@@ -325,18 +290,21 @@ impl Service {
     pub fn new(config: ServiceConfig) -> anyhow::Result<Arc<Service>> {
         let pcrs = ea_attestation::locked_pcrs(config.nsm.as_ref())
             .context("reading this enclave's PCRs")?;
-        // Documents of the log must come from this very image: its PCR0, 1 and 2.
-        let image: Vec<(u16, Vec<u8>)> = pcrs.into_iter().filter(|(i, _)| *i <= 2).collect();
-        let debug = image.iter().all(|(_, v)| v.iter().all(|b| *b == 0));
+        let pcrs: std::collections::BTreeMap<u16, Vec<u8>> = pcrs.into_iter().collect();
+        let image = OwnImage::of_pcrs(&pcrs)?;
+        let debug = image.pcrs.is_debug_mode();
         if debug {
             tracing::warn!(
                 "PCR0-2 are zero: a debug-mode enclave; its log proves nothing about the image"
             );
         }
-        let options = VerifyOptions::new(config.trust_root.clone())
-            .pcrs(image)
-            .dangerous_allow_debug(debug);
+        // No PCRs are pinned on the documents: which images wrote the log is the log's own
+        // history (the genesis image, then the images approved changes admitted), checked
+        // record by record as it is replayed; this enclave serves only if the log admits its
+        // image at the end.
+        let options = VerifyOptions::new(config.trust_root.clone()).dangerous_allow_debug(debug);
         let directory: SharedDirectory = Arc::default();
+        let images: SharedImages = Arc::default();
         let log_size = Arc::new(AtomicU64::new(0));
         let rebuilder = Arc::new(Rebuilder {
             store: config.store.clone(),
@@ -345,12 +313,15 @@ impl Service {
             replay_capacity: config.replay_capacity,
             clock: config.clock.clone(),
             directory: directory.clone(),
+            images: images.clone(),
             log_size: log_size.clone(),
             mode: config.mode,
         });
         Ok(Arc::new(Service {
             config,
             rebuilder,
+            image,
+            images,
             phase: RwLock::new(Phase::Starting(None)),
             directory,
             key_tables: KeyTables::default(),
@@ -439,62 +410,99 @@ impl Service {
         }
     }
 
-    /// Recovers an existing log and appends this start's `enclave_start` record.
+    /// Recovers an existing log and appends this start's `enclave_start` record, if the log
+    /// admits this enclave's image.
     async fn resume(&self) -> anyhow::Result<Arc<Serving>> {
         // The log key is released (a KMS round trip) while the log is read and verified. It
-        // needs only the genesis hash: taken here from record 0 as the parent serves it, and
-        // held to the verified log's below. A wrong one cannot unseal the key anyway, since
-        // the sealed key's associated data binds the genesis hash.
-        let claimed_genesis = self.claimed_genesis_hash().await?;
+        // needs the log's genesis hash and genesis image: taken here from records 0 and 1 as
+        // the parent serves them, and held to the verified log's below. Wrong ones cannot
+        // unseal the key anyway, since its associated data binds both.
+        let claimed = self.claimed_log().await?;
         let keys = &self.config.keys;
         let store = &self.config.store;
-        let ((ledger, recovered), key) = match claimed_genesis {
-            Some(claimed) => {
-                let (recovered, key) = tokio::join!(
-                    self.rebuilder.ledger(),
-                    keys.obtain(store, &claimed, KeyUse::ExistingLog)
-                );
-                let recovered = recovered?;
-                let verified = recovered.1.summary.genesis_hash;
-                anyhow::ensure!(
-                    verified == claimed,
-                    "the parent served two different genesis records: {} first, {} in the \
-                     log that verified",
-                    claimed.to_hex(),
-                    verified.to_hex()
-                );
-                (recovered, key?)
-            }
-            // Record 0 did not come back readable: the verification says why, and the key
-            // waits for it.
-            None => {
-                let recovered = self.rebuilder.ledger().await?;
-                let verified = recovered.1.summary.genesis_hash;
-                let key = keys.obtain(store, &verified, KeyUse::ExistingLog).await?;
-                (recovered, key)
-            }
-        };
-        let genesis_hash = recovered.summary.genesis_hash;
-        let origin = recovered.summary.origin.clone();
+        let (recovered, prefetched) = tokio::join!(
+            self.rebuilder.ledger(),
+            keys.prefetch(store, &self.image, claimed)
+        );
+        let (mut ledger, recovered) = recovered?;
+        let summary = &recovered.summary;
+        let log = LogIdentity::of_summary(summary)?;
+        if let Some(claimed) = claimed {
+            anyhow::ensure!(
+                claimed.genesis_hash == log.genesis_hash,
+                "the parent served two different genesis records: {} first, {} in the log \
+                 that verified",
+                claimed.genesis_hash.to_hex(),
+                log.genesis_hash.to_hex()
+            );
+        }
+        // Only an image the log admits at its end may continue it: checked before any key is
+        // made or used, and before anything is written.
+        ledger
+            .check_start(&self.image.pcrs)
+            .map_err(|error| anyhow::Error::new(NotAdmitted(error.to_string())))?;
+        let key = keys
+            .existing_log(
+                store,
+                &self.image,
+                prefetched?,
+                &log,
+                first_start(summary, &self.image),
+            )
+            .await?;
+        let genesis_hash = log.genesis_hash;
+        let origin = summary.origin.clone();
         let mut log = AuditLog::new(recovered.tree, key.signer(&origin)?, origin, genesis_hash);
-        let start_index = log.append(self.start_record(&key, &genesis_hash)?)?;
+        let start_index = self.append_start(&mut log, &mut ledger, &key, &genesis_hash)?;
         self.commit(&mut log).await?;
         let app = self.rebuilder.application(ledger, &log);
         Ok(self.serve(app, log, key, genesis_hash, start_index))
     }
 
-    /// The record hash of record 0 as the store serves it, not yet verified; `None` if it
-    /// does not come back as a record.
-    async fn claimed_genesis_hash(&self) -> anyhow::Result<Option<Hash>> {
+    /// Appends this start's `enclave_start` record and replays it into the ledger (which
+    /// admits the genesis image at the log's first start, and refuses an image the log does
+    /// not admit).
+    fn append_start(
+        &self,
+        log: &mut AuditLog,
+        ledger: &mut Ledger,
+        key: &LogKey,
+        genesis_hash: &Hash,
+    ) -> anyhow::Result<u64> {
+        let mut record = self.start_record(key, genesis_hash)?;
+        record.seq = log.next_index();
+        ledger
+            .replay(&record, (self.config.clock)())
+            .map_err(|error| anyhow::Error::new(NotAdmitted(error.to_string())))?;
+        Ok(log.append(record)?)
+    }
+
+    /// The genesis hash and genesis image as the store serves records 0 and 1, not yet
+    /// verified; `None` if they do not come back as a genesis and an enclave start.
+    async fn claimed_log(&self) -> anyhow::Result<Option<LogIdentity>> {
         let records = self
             .config
             .store
-            .read_records(0, 1, MAX_RECORD_LEN as u32)
+            .read_records(0, 2, 2 * MAX_RECORD_LEN as u32)
             .await?;
-        Ok(records.first().and_then(|first| {
+        let genesis = records.first().and_then(|first| {
             let fields = RecordFields::parse(first).ok()?;
             Some(record_hash_from(first, fields.attestation))
-        }))
+        });
+        let genesis_image = records.get(1).and_then(|second| {
+            let fields = RecordFields::parse(second).ok()?;
+            let document = ea_attestation::parse_unverified(fields.attestation?).ok()?;
+            let image = ea_audit::verify::image_of(&document.pcrs);
+            Some(ea_kms::image_digest(
+                image.iter().map(|(i, v)| (*i, v.as_slice())),
+            ))
+        });
+        Ok(genesis
+            .zip(genesis_image)
+            .map(|(genesis_hash, genesis_image)| LogIdentity {
+                genesis_hash,
+                genesis_image,
+            }))
     }
 
     /// The `enclave_start` record: an attestation document binding the log key
@@ -610,6 +618,11 @@ impl Service {
             log_size: self.log_size.load(Ordering::Relaxed),
             log_key_index: serving.as_ref().map(|s| s.log_key_index),
             log_key: serving.as_ref().map(|s| s.log_key.clone()),
+            image: pcr_names(&self.image.pcrs),
+            images: match self.images.read() {
+                Ok(images) => images.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            },
         }
     }
 
@@ -663,14 +676,18 @@ impl Service {
         &self,
         genesis: &Genesis,
     ) -> anyhow::Result<(Arc<Serving>, Vec<RecordProof>)> {
-        let (ledger, draft) = Ledger::from_genesis(genesis, self.config.replay_capacity)?;
+        let (mut ledger, draft) = Ledger::from_genesis(genesis, self.config.replay_capacity)?;
+        // A genesis that names its images must name this one: checked before a key is made.
+        ledger
+            .check_start(&self.image.pcrs)
+            .map_err(|error| anyhow::Error::new(NotAdmitted(error.to_string())))?;
         let record = draft.into_record((self.config.clock)());
         let genesis_hash = record.record_hash()?;
         let origin = log_origin(&genesis_hash);
         let key = self
             .config
             .keys
-            .obtain(&self.config.store, &genesis_hash, KeyUse::NewLog)
+            .new_log(&self.config.store, &genesis_hash, &self.image)
             .await?;
         let mut log = AuditLog::new(
             MerkleTree::new(),
@@ -679,7 +696,7 @@ impl Service {
             genesis_hash,
         );
         let genesis_index = log.append(record)?;
-        let start_index = log.append(self.start_record(&key, &genesis_hash)?)?;
+        let start_index = self.append_start(&mut log, &mut ledger, &key, &genesis_hash)?;
         let records: Vec<Vec<u8>> = [genesis_index, start_index]
             .iter()
             .filter_map(|&i| log.pending_record(i).map(<[u8]>::to_vec))

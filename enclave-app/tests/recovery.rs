@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ciborium::Value;
+use ea_attestation::{Measurements, MockNsm, MockNsmConfig, Nsm};
 use ea_audit::checkpoint::{log_origin, Checkpoint};
 use ea_audit::hash::{leaf_hash, Hash};
 use ea_audit::note::NoteSigner;
@@ -31,23 +32,23 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_bytes::ByteBuf;
 
 const TIME: u64 = 1_700_000_000_000;
-const PREFIX: &[u8] = b"fake-attestation:";
 
-/// Accepts `PREFIX || user_data (32) || public key (32)` when `user_data` is the one
-/// expected.
+/// Accepts a mock NSM's document, unverified, when its `user_data` is the one expected (the
+/// ledger reads the image of `enclave_start` documents, so they are real documents; what
+/// these tests exercise is the store, not the attestation).
 #[derive(Clone)]
 struct FakeAttestation;
 
 impl AttestationChecker for FakeAttestation {
     type Error = std::io::Error;
     fn check(&self, document: &[u8], expected: &[u8]) -> Result<AttestedKey, std::io::Error> {
-        let refused = || std::io::Error::other("not a fake attestation for this log");
-        let rest = document.strip_prefix(PREFIX).ok_or_else(refused)?;
-        if rest.len() != 64 || &rest[..32] != expected {
+        let refused = || std::io::Error::other("not an attestation for this log");
+        let parsed = ea_attestation::parse_unverified(document).map_err(|_| refused())?;
+        if parsed.user_data.as_deref() != Some(expected) {
             return Err(refused());
         }
         Ok(AttestedKey {
-            public_key: Some(rest[32..].to_vec()),
+            public_key: parsed.public_key,
         })
     }
 }
@@ -87,9 +88,15 @@ impl Log {
         let genesis_hash = genesis.record_hash().unwrap();
         let origin = log_origin(&genesis_hash);
         let key = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
-        let mut document = PREFIX.to_vec();
-        document.extend_from_slice(genesis_hash.as_bytes());
-        document.extend_from_slice(key.public_key().as_ref());
+        let nsm =
+            MockNsm::new(MockNsmConfig::new(Measurements::of_executable(b"recovery"))).unwrap();
+        let document = nsm
+            .attestation(
+                Some(genesis_hash.as_bytes()),
+                None,
+                Some(key.public_key().as_ref()),
+            )
+            .unwrap();
         let signer = NoteSigner::new(&origin, Box::new(key)).unwrap();
         let mut log = Log {
             records: Vec::new(),

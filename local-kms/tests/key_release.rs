@@ -36,6 +36,23 @@ const ADMIN: &str = "arn:aws:iam::111122223333:role/KeyAdmin";
 const ENCLAVE_ROLE: &str = "arn:aws:iam::111122223333:role/EnclaveInstance";
 const ENCLAVE_SESSION: &str = "arn:aws:sts::111122223333:assumed-role/EnclaveInstance/i-local";
 const GENESIS: [u8; 32] = [0x6e; 32];
+/// A binding for tests where only KMS's answer matters.
+const BINDING: ea_kms::LogKeyBinding = ea_kms::LogKeyBinding {
+    genesis_hash: GENESIS,
+    genesis_image: [0xa0; 32],
+    image: [0xa0; 32],
+};
+
+/// The binding of a key sealed by `enclave` for the log `GENESIS` that it started.
+fn binding(enclave: &MockNsm) -> ea_kms::LogKeyBinding {
+    let pcrs = enclave.pcrs();
+    let image = ea_kms::image_digest(pcrs.iter().map(|(i, v)| (*i, v.as_slice())));
+    ea_kms::LogKeyBinding {
+        genesis_hash: GENESIS,
+        genesis_image: image,
+        image,
+    }
+}
 
 fn enclave_credentials() -> Credentials {
     Credentials::new(
@@ -185,7 +202,7 @@ async fn seal_and_unseal_through_the_sdk_and_a_restart() {
     let release = kms.release(enclave.clone(), LOG_KEY, enclave_credentials());
 
     let seed = [0x5e; 32];
-    let sealed = release.seal(&seed, &GENESIS, 1).await.unwrap();
+    let sealed = release.seal(&seed, &binding(&enclave)).await.unwrap();
     assert_eq!(
         sealed.kms_key_id,
         format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{LOG_KEY}")
@@ -193,20 +210,28 @@ async fn seal_and_unseal_through_the_sdk_and_a_restart() {
     let stored = sealed.to_bytes().unwrap();
 
     let sealed = SealedLogKey::from_bytes(&stored).unwrap();
-    assert_eq!(*release.unseal(&sealed, &GENESIS).await.unwrap(), seed);
+    assert_eq!(
+        *release.unseal(&sealed, &binding(&enclave)).await.unwrap(),
+        seed
+    );
 
     // Another log's genesis hash: KMS releases the data key, the seal refuses.
-    let error = release.unseal(&sealed, &[0x6f; 32]).await.unwrap_err();
+    let mut other = binding(&enclave);
+    other.genesis_hash = [0x6f; 32];
+    let error = release.unseal(&sealed, &other).await.unwrap_err();
     assert!(
-        matches!(error, KmsError::Seal(SealError::Open { version: 1 })),
+        matches!(error, KmsError::Seal(SealError::Open { version: 2 })),
         "{error}"
     );
 
     // The local KMS restarts from its state file: the same key opens the same blob.
     let dir = kms.stop().await;
     let kms = Kms::start(dir, &enclave).await;
-    let release = kms.release(enclave, LOG_KEY, enclave_credentials());
-    assert_eq!(*release.unseal(&sealed, &GENESIS).await.unwrap(), seed);
+    let release = kms.release(enclave.clone(), LOG_KEY, enclave_credentials());
+    assert_eq!(
+        *release.unseal(&sealed, &binding(&enclave)).await.unwrap(),
+        seed
+    );
     kms.stop().await;
 }
 
@@ -291,14 +316,14 @@ async fn another_image_is_denied_and_so_is_a_caller_without_attestation() {
     let kms = Kms::start(tempfile::tempdir().unwrap(), &enclave).await;
     let sealed = kms
         .release(enclave.clone(), LOG_KEY, enclave_credentials())
-        .seal(&[1; 32], &GENESIS, 1)
+        .seal(&[1; 32], &BINDING)
         .await
         .unwrap();
 
     // Same mock CA, different image: a different PCR0.
     let other = nsm(ca_dir.path(), b"enclave image B");
     let release = kms.release(other.clone(), LOG_KEY, enclave_credentials());
-    let error = release.unseal(&sealed, &GENESIS).await.unwrap_err();
+    let error = release.unseal(&sealed, &BINDING).await.unwrap_err();
     assert_eq!(refused_code(&error), "AccessDeniedException");
     let text = error.to_string();
     println!("{text}");
@@ -310,7 +335,7 @@ async fn another_image_is_denied_and_so_is_a_caller_without_attestation() {
             && text.contains("StringEqualsIgnoreCase on kms:RecipientAttestation:ImageSha384"),
         "{text}"
     );
-    let error = release.seal(&[1; 32], &GENESIS, 1).await.unwrap_err();
+    let error = release.seal(&[1; 32], &BINDING).await.unwrap_err();
     assert_eq!(refused_code(&error), "AccessDeniedException");
 
     // The enclave role without a Recipient: the Null-condition Deny.
@@ -398,7 +423,7 @@ async fn wrong_credentials_are_refused_with_kms_error_codes() {
         ),
     ] {
         let release = kms.release(enclave.clone(), LOG_KEY, credentials);
-        let error = release.seal(&[1; 32], &GENESIS, 1).await.unwrap_err();
+        let error = release.seal(&[1; 32], &BINDING).await.unwrap_err();
         assert_eq!(refused_code(&error), code, "{error}");
         assert!(!error.to_string().contains("wrong secret"));
     }
@@ -497,7 +522,7 @@ async fn a_stale_attestation_document_is_refused() {
     let kms = Kms::start(tempfile::tempdir().unwrap(), &enclave).await;
     let error = kms
         .release(stale, LOG_KEY, enclave_credentials())
-        .seal(&[1; 32], &GENESIS, 1)
+        .seal(&[1; 32], &BINDING)
         .await
         .unwrap_err();
     assert_eq!(refused_code(&error), "ValidationException");
@@ -530,7 +555,7 @@ async fn no_credentials_from_the_parent_is_a_clear_error() {
         ),
     )
     .unwrap();
-    let error = release.seal(&[1; 32], &GENESIS, 1).await.unwrap_err();
+    let error = release.seal(&[1; 32], &BINDING).await.unwrap_err();
     let text = error.to_string();
     println!("{text}");
     assert!(
@@ -567,7 +592,7 @@ async fn a_tls_name_the_certificate_does_not_have_is_refused() {
         enclave_credentials(),
     )
     .unwrap();
-    let error = release.seal(&[1; 32], &GENESIS, 1).await.unwrap_err();
+    let error = release.seal(&[1; 32], &BINDING).await.unwrap_err();
     let text = error.to_string();
     println!("{text}");
     assert!(matches!(error, KmsError::Unreachable { .. }), "{text}");
@@ -588,7 +613,7 @@ async fn qemus_unsigned_documents_need_the_insecure_mode_and_still_meet_the_key_
     let kms = Kms::start(tempfile::tempdir().unwrap(), &enclave).await;
     let error = kms
         .release(qemu.clone(), LOG_KEY, enclave_credentials())
-        .seal(&[1; 32], &GENESIS, 1)
+        .seal(&[1; 32], &BINDING)
         .await
         .unwrap_err();
     assert_eq!(refused_code(&error), "ValidationException");
@@ -608,14 +633,14 @@ async fn qemus_unsigned_documents_need_the_insecure_mode_and_still_meet_the_key_
     .await;
     let release = kms.release(qemu.clone(), LOG_KEY, enclave_credentials());
     let seed = [0x5e; 32];
-    let sealed = release.seal(&seed, &GENESIS, 1).await.unwrap();
-    assert_eq!(*release.unseal(&sealed, &GENESIS).await.unwrap(), seed);
+    let sealed = release.seal(&seed, &BINDING).await.unwrap();
+    assert_eq!(*release.unseal(&sealed, &BINDING).await.unwrap(), seed);
 
     // ...but only to the image the key policy names: another PCR0 is denied.
     let other: Arc<dyn Nsm> = Arc::new(QemuNsm::new(nsm(ca_dir.path(), b"enclave image B")));
     let error = kms
         .release(other, LOG_KEY, enclave_credentials())
-        .unseal(&sealed, &GENESIS)
+        .unseal(&sealed, &BINDING)
         .await
         .unwrap_err();
     assert_eq!(refused_code(&error), "AccessDeniedException", "{error}");
@@ -623,7 +648,7 @@ async fn qemus_unsigned_documents_need_the_insecure_mode_and_still_meet_the_key_
     // And the mode accepts nothing but QEMU's shape: the mock's signed documents are refused.
     let error = kms
         .release(enclave.clone(), LOG_KEY, enclave_credentials())
-        .seal(&[1; 32], &GENESIS, 1)
+        .seal(&[1; 32], &BINDING)
         .await
         .unwrap_err();
     assert_eq!(refused_code(&error), "ValidationException");

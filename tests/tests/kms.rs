@@ -26,6 +26,12 @@ use nix::sys::signal::Signal;
 
 const KEY_ID: &str = "5f0c6a8e-2d1b-4c3a-9e7f-0a1b2c3d4e5f";
 const GENESIS: [u8; 32] = [0x42; 32];
+/// What the sealed key is bound to: this log, and one image (its own genesis image).
+const BINDING: ea_kms::LogKeyBinding = ea_kms::LogKeyBinding {
+    genesis_hash: GENESIS,
+    genesis_image: [0xa0; 32],
+    image: [0xa0; 32],
+};
 
 fn mock_nsm(ca_dir: &Path, image: &[u8]) -> Arc<MockNsm> {
     Arc::new(
@@ -187,7 +193,7 @@ async fn the_log_key_is_released_through_the_parent_relay_and_survives_a_kms_res
     // First start: seal, and keep the blob with the parent.
     let seed = [0x5e; 32];
     let sealed = release_for(enclave.clone())
-        .seal(&seed, &GENESIS, 1)
+        .seal(&seed, &BINDING)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir)));
     let store = Connection::<StoreRequest, StoreResponse>::connect(
@@ -228,7 +234,7 @@ async fn the_log_key_is_released_through_the_parent_relay_and_survives_a_kms_res
     };
     let sealed = SealedLogKey::from_bytes(&blob).unwrap();
     let opened = release_for(enclave.clone())
-        .unseal(&sealed, &GENESIS)
+        .unseal(&sealed, &BINDING)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir)));
     assert_eq!(*opened, seed);
@@ -236,7 +242,7 @@ async fn the_log_key_is_released_through_the_parent_relay_and_survives_a_kms_res
     // Another image, same mock CA: KMS refuses, and says why.
     let other = mock_nsm(&dir.join("mock-ca"), b"enclave image v2");
     let error = release_for(other)
-        .unseal(&sealed, &GENESIS)
+        .unseal(&sealed, &BINDING)
         .await
         .unwrap_err();
     assert!(

@@ -74,15 +74,31 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(dir.join("pipelined"), all)?;
     let dir = corpus.join("sealed_key");
     std::fs::create_dir_all(&dir)?;
-    let sealed = ea_kms::seal_log_key(
+    let legacy = ea_kms::seal::seal_legacy_log_key_for_tests(
         &[1; 32],
         &[2; 32],
         &[3; 32],
-        1,
         "arn:aws:kms:eu-west-1:111122223333:key/seed".to_owned(),
         vec![4; 184],
     )?;
-    std::fs::write(dir.join("version-1"), sealed.to_bytes()?)?;
+    std::fs::write(dir.join("version-1"), legacy.to_bytes()?)?;
+    let binding = ea_kms::LogKeyBinding {
+        genesis_hash: [3; 32],
+        genesis_image: [5; 32],
+        image: [6; 32],
+    };
+    let sealed = ea_kms::seal_log_key(
+        &[1; 32],
+        &[2; 32],
+        &binding,
+        "arn:aws:kms:eu-west-1:111122223333:key/seed".to_owned(),
+        vec![4; 184],
+    )?;
+    std::fs::write(dir.join("version-2"), sealed.to_bytes()?)?;
+    let mut set = ea_kms::SealedKeySet::new();
+    set.insert([5; 32], legacy);
+    set.insert([6; 32], sealed);
+    std::fs::write(dir.join("key-set"), set.to_bytes()?)?;
 
     println!("seeds written to {}", corpus.display());
     Ok(())

@@ -13,7 +13,8 @@
 //!   [`credentials`]: the SDK credentials provider that asks the parent.
 //! - [`cms`]: the `CiphertextForRecipient` parser (BER) and the builder the local KMS uses.
 //! - [`seal`]: [`SealedLogKey`], AES-256-GCM under the data key, bound to the log's genesis
-//!   hash and key version.
+//!   hash, its genesis image, the image whose key it is and the key version
+//!   ([`LogKeyBinding`]); [`keyset`]: every image's sealed key, as the parent stores them.
 //! - [`policy`]: key policies as KMS evaluates them, and the log key's policy.
 //! - [`sigv4`]: SigV4 verification, for the local KMS.
 //!
@@ -32,11 +33,13 @@
 //! // The enclave: open the answer, seal the log key seed for this log.
 //! let released = open(&answer, &recipient, RecipientCheck::KeyId)?;
 //! let data_key: [u8; 32] = released.as_slice().try_into()?;
-//! let genesis_hash = [1u8; 32];
-//! let sealed = seal_log_key(&data_key, &[7u8; 32], &genesis_hash, 1, "arn:aws:kms:...".into(), b"blob".to_vec())?;
+//! let pcrs = [(0u16, &[0xa0u8; 48][..]), (1, &[0xa1; 48][..]), (2, &[0xa2; 48][..])];
+//! let image = ea_kms::image_digest(pcrs);
+//! let binding = ea_kms::LogKeyBinding { genesis_hash: [1u8; 32], genesis_image: image, image };
+//! let sealed = seal_log_key(&data_key, &[7u8; 32], &binding, "arn:aws:kms:...".into(), b"blob".to_vec())?;
 //! // The parent stores the bytes; a later start opens them with the data key KMS releases.
 //! let stored = SealedLogKey::from_bytes(&sealed.to_bytes()?)?;
-//! assert_eq!(*stored.open(&data_key, &genesis_hash)?, [7u8; 32]);
+//! assert_eq!(*stored.open(&data_key, &binding)?, [7u8; 32]);
 //! # Ok(())
 //! # }
 //! ```
@@ -47,6 +50,7 @@ pub mod client;
 pub mod cms;
 #[cfg(feature = "client")]
 pub mod credentials;
+pub mod keyset;
 pub mod policy;
 mod recipient;
 pub mod seal;
@@ -54,8 +58,12 @@ pub mod sigv4;
 
 #[cfg(feature = "client")]
 pub use client::{KmsConfig, KmsError, LogKeyRelease};
+pub use keyset::{SealedKeySet, StoredLogKeys};
 pub use recipient::{key_id, RecipientKey, RecipientKeyError, KEY_ID_LEN, RECIPIENT_KEY_BITS};
-pub use seal::{seal_log_key, SealError, SealedLogKey, LOG_KEY_VERSION};
+pub use seal::{
+    image_digest, seal_log_key, LogKeyBinding, SealError, SealedLogKey, LEGACY_LOG_KEY_VERSION,
+    LOG_KEY_VERSION,
+};
 
 /// Compares two secrets by their SHA-256 digests, so that the time taken says nothing
 /// about how many leading bytes agree.

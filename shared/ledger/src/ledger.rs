@@ -48,7 +48,7 @@ pub enum ReplayError {
     #[error(transparent)]
     StartImage(#[from] StartImageError),
     /// An `enclave_start` record of an image the log does not admit at that point.
-    #[error("{0}")]
+    #[error("enclave_start: {}", .0.invalid.problem)]
     ImageNotAdmitted(ea_policy::ApplyError),
 }
 
@@ -117,6 +117,8 @@ pub struct Ledger {
     image_records: std::collections::BTreeMap<ea_policy::ImagePcrs, u64>,
     /// The `enclave_start` record of the image writing the log (its latest start).
     running_since: Option<u64>,
+    /// Set when the admitted images or the running one changed.
+    images_changed: bool,
 }
 
 fn timestamp(now_ms: u64) -> Result<Timestamp, Rejected> {
@@ -151,6 +153,7 @@ impl Ledger {
             records: 1,
             image_records,
             running_since: None,
+            images_changed: true,
         };
         Ok((ledger, draft))
     }
@@ -266,13 +269,22 @@ impl Ledger {
             match event {
                 Event::ImageAdmitted(image) => {
                     self.image_records.insert(image.pcrs.clone(), index);
+                    self.images_changed = true;
                 }
                 Event::ImageRetired { pcrs, .. } => {
                     self.image_records.remove(pcrs);
+                    self.images_changed = true;
                 }
+                Event::ImageStarted { .. } => self.images_changed = true,
                 _ => {}
             }
         }
+    }
+
+    /// Whether the admitted images or the running one changed since the last call (the
+    /// enclave then publishes them again in its description).
+    pub fn take_images_changed(&mut self) -> bool {
+        std::mem::take(&mut self.images_changed)
     }
 
     /// Checks that an enclave of `image` may start on this log now (the test the next

@@ -150,6 +150,29 @@ pub struct Description {
     /// The log key's signed-note verifier key (`<origin>+<key id>+<base64>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_key: Option<String>,
+    /// This enclave's own image: its PCR0, 1, 2 (and 8 when set), `PCRn` → lower-case hex.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub image: std::collections::BTreeMap<String, String>,
+    /// The images the log admits, as the enclave replayed it (informational: the parent
+    /// relays this; `govctl image list` and a verified log say the same with proof).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<DescribedImage>,
+}
+
+/// An admitted image in [`Description::images`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescribedImage {
+    /// `PCRn` → lower-case hex.
+    pub pcrs: std::collections::BTreeMap<String, String>,
+    /// The record that admitted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
+    /// The approval that admitted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// The `enclave_start` since which it writes the log, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<u64>,
 }
 
 #[cfg(test)]
@@ -219,6 +242,13 @@ mod tests {
                 log_size: 0,
                 log_key_index: None,
                 log_key: None,
+                image: Default::default(),
+                images: vec![DescribedImage {
+                    pcrs: [("PCR0".to_owned(), "ab".repeat(48))].into(),
+                    record: Some(1),
+                    approval_id: None,
+                    running_since: Some(1),
+                }],
             }),
             EnclaveResponse::Attestation {
                 document: ByteBuf::from(vec![0x84]),

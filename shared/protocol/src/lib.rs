@@ -25,7 +25,9 @@ pub mod store;
 mod transport;
 
 pub use address::{Address, AddressError};
-pub use enclave::{Description, EnclaveRequest, EnclaveResponse, HealthReport, NsmMode};
+pub use enclave::{
+    DescribedImage, Description, EnclaveRequest, EnclaveResponse, HealthReport, NsmMode,
+};
 pub use frame::{FrameError, DEFAULT_MAX_FRAME_LEN};
 pub use message::{
     decode_message, encode_message, DecodeError, EncodeError, Envelope, ErrorCode, ErrorReply,

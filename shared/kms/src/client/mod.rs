@@ -18,15 +18,20 @@
 //! let credentials = ParentCredentials::new(StoreCredentialsSource::new("vsock:3:5001".parse()?));
 //! let release = LogKeyRelease::new(config, nsm, credentials)?;
 //!
-//! // First start: a new data key seals the log key seed; the parent stores the blob.
+//! // First start of this image: a new data key seals the log key seed, bound to the log,
+//! // its genesis image and this image; the parent stores the blob.
 //! let seed = [7u8; 32];
-//! let genesis_hash = [1u8; 32];
-//! let sealed = release.seal(&seed, &genesis_hash, 1).await?;
+//! let binding = ea_kms::LogKeyBinding {
+//!     genesis_hash: [1u8; 32],
+//!     genesis_image: [2u8; 32], // ea_kms::image_digest of the PCRs
+//!     image: [2u8; 32],
+//! };
+//! let sealed = release.seal(&seed, &binding).await?;
 //! let blob = sealed.to_bytes()?;
 //!
 //! // Later starts: KMS releases the data key again only to an enclave its policy accepts.
 //! let sealed = ea_kms::SealedLogKey::from_bytes(&blob)?;
-//! let seed_again = release.unseal(&sealed, &genesis_hash).await?;
+//! let seed_again = release.unseal(&sealed, &binding).await?;
 //! assert_eq!(*seed_again, seed);
 //! # Ok(())
 //! # }
@@ -54,7 +59,7 @@ pub use error::KmsError;
 
 use crate::cms::{self, RecipientCheck};
 use crate::recipient::RecipientKey;
-use crate::seal::{seal_log_key, SealedLogKey, KEY_LEN};
+use crate::seal::{seal_log_key, LogKeyBinding, SealedLogKey, KEY_LEN};
 
 /// Where and how the enclave reaches KMS.
 #[derive(Debug, Clone)]
@@ -234,21 +239,18 @@ impl LogKeyRelease {
         )
     }
 
-    /// First start: `GenerateDataKey` (AES_256) with a Recipient, then seals `log_key_seed`
-    /// under the data key for the log `genesis_hash` at `key_version` (which must be
-    /// [`crate::LOG_KEY_VERSION`], checked before any KMS call). Before returning it
+    /// First start of an image on a log: `GenerateDataKey` (AES_256) with a Recipient, then
+    /// seals `log_key_seed` under the data key, bound to `binding` (at
+    /// [`crate::LOG_KEY_VERSION`]). Before returning it
     /// asks KMS to `Decrypt` the new data key once, so that a key policy that allows
     /// `GenerateDataKey` but not `Decrypt` fails now, not at the next start with a sealed
     /// key that nothing can open. Store the result with [`SealedLogKey::to_bytes`].
     pub async fn seal(
         &self,
         log_key_seed: &[u8; KEY_LEN],
-        genesis_hash: &[u8; KEY_LEN],
-        key_version: u32,
+        binding: &LogKeyBinding,
     ) -> Result<SealedLogKey, KmsError> {
         const OPERATION: &str = "GenerateDataKey";
-        // Before any KMS call: a blob of another version would never open again.
-        crate::seal::check_version(key_version).map_err(KmsError::Seal)?;
         let (key, recipient, pcr0) = self.recipient().await?;
         let output = self
             .client
@@ -282,8 +284,7 @@ impl LogKeyRelease {
         seal_log_key(
             &data_key,
             log_key_seed,
-            genesis_hash,
-            key_version,
+            binding,
             kms_key_id,
             ciphertext_blob,
         )
@@ -295,10 +296,29 @@ impl LogKeyRelease {
     pub async fn unseal(
         &self,
         sealed: &SealedLogKey,
+        binding: &LogKeyBinding,
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>, KmsError> {
+        // Before any KMS call: a blob of another version opens nothing here.
+        crate::seal::check_version(sealed.version, crate::LOG_KEY_VERSION)
+            .map_err(KmsError::Seal)?;
+        let data_key = self.decrypt_data_key(&sealed.ciphertext_blob).await?;
+        sealed.open(&data_key, binding).map_err(KmsError::Seal)
+    }
+
+    /// The genesis image's key of a store written before per-image keys
+    /// ([`crate::LEGACY_LOG_KEY_VERSION`], bound to the genesis hash only): the caller opens
+    /// it only for the log's genesis image.
+    pub async fn unseal_legacy(
+        &self,
+        sealed: &SealedLogKey,
         genesis_hash: &[u8; KEY_LEN],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, KmsError> {
+        crate::seal::check_version(sealed.version, crate::LEGACY_LOG_KEY_VERSION)
+            .map_err(KmsError::Seal)?;
         let data_key = self.decrypt_data_key(&sealed.ciphertext_blob).await?;
-        sealed.open(&data_key, genesis_hash).map_err(KmsError::Seal)
+        sealed
+            .open_legacy(&data_key, genesis_hash)
+            .map_err(KmsError::Seal)
     }
 }
 
