@@ -36,6 +36,7 @@ mod genesis;
 mod governance;
 mod health;
 mod identity;
+mod image;
 mod kms_policy;
 mod request;
 mod simulate;
@@ -156,6 +157,14 @@ enum Command {
         #[command(subcommand)]
         command: DenyCommand,
     },
+    /// Enclave images the log admits: propose or retire one (governed: imageChange, two
+    /// owners of / approve), list them.
+    Image {
+        #[command(flatten)]
+        request: RequestArgs,
+        #[command(subcommand)]
+        command: image::ImageCommand,
+    },
     /// Approvals: list, show, approve, reject, withdraw.
     Approvals {
         #[command(flatten)]
@@ -224,6 +233,7 @@ async fn main() -> ExitCode {
         Command::Role { request, command } => role(&request, command).await,
         Command::Deny { request, command } => deny(&request, command).await,
         Command::Approvals { request, command } => approvals(&request, command).await,
+        Command::Image { request, command } => image::run(&request, command).await,
         Command::Submit { request, submit } => submit_any(&request, submit).await,
         Command::Check {
             request,

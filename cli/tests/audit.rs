@@ -588,9 +588,13 @@ fn attestation_documents_must_match_the_pins_and_the_root() {
     let dir = tempfile::tempdir().unwrap();
     write_dir(dir.path(), &log_b.records, &log_b.checkpoints);
 
-    // Image B's documents are sound, but the auditor expects image A's PCRs.
+    // Image B's documents are sound, but the auditor expects image A's PCRs as the genesis
+    // image: the log's first enclave_start is named.
     let why = Verifier::new(&image_b, &image_a).refused_at(dir.path(), 1);
-    assert!(why.contains("attestation"), "{why}");
+    assert!(
+        why.contains("first enclave_start") && why.contains("genesis image"),
+        "{why}"
+    );
     // The right PCRs under another root.
     Verifier::new(&image_a, &image_b).refused_at(dir.path(), 1);
     // The AWS root (no --root) refuses mock documents.

@@ -52,6 +52,18 @@ pub fn parse_pcr(pin: &str) -> anyhow::Result<(u16, Vec<u8>)> {
     Ok((index, value))
 }
 
+/// What an auditor pins, split the way a log with image changes needs it.
+#[derive(Debug, Clone)]
+pub struct Pins {
+    /// Root, debug policy, and the pinned PCRs that are not the image's (PCR3, the instance
+    /// role; PCR4, the instance): every document must show those.
+    pub options: VerifyOptions,
+    /// The pinned image PCRs (0, 1, 2, 8): the log's genesis image, which its first
+    /// `enclave_start` must show. Later images are the log's to admit, by approved image
+    /// changes, which the ledger checks as the records are replayed.
+    pub genesis_image: std::collections::BTreeMap<u16, Vec<u8>>,
+}
+
 /// The verify options: the trust root (AWS Root-G1 unless `root` is given, none in the
 /// insecure QEMU mode), the pinned PCRs from `pins` and `pcrs_file`, debug documents refused
 /// unless allowed. At least one PCR must be pinned: without one, any enclave image could have
@@ -62,16 +74,25 @@ pub fn options(
     pins: &[String],
     pcrs_file: Option<&Path>,
     allow_debug: bool,
-) -> anyhow::Result<VerifyOptions> {
+) -> anyhow::Result<Pins> {
     let root = match root {
         _ if insecure_qemu => crate::attestation::insecure_qemu_root(),
         Some(path) => TrustRoot::from_pem(&read_small(path)?)
             .with_context(|| format!("root {}", path.display()))?,
         None => TrustRoot::aws_nitro_root_g1()?,
     };
-    Ok(VerifyOptions::new(root)
-        .dangerous_allow_debug(allow_debug)
-        .pcrs(pinned_pcrs(pins, pcrs_file)?))
+    let (genesis_image, others): (std::collections::BTreeMap<_, _>, Vec<_>) = {
+        let (image, others): (Vec<_>, Vec<_>) = pinned_pcrs(pins, pcrs_file)?
+            .into_iter()
+            .partition(|(index, _)| ea_audit::verify::IMAGE_PCRS.contains(index));
+        (image.into_iter().collect(), others)
+    };
+    Ok(Pins {
+        options: VerifyOptions::new(root)
+            .dangerous_allow_debug(allow_debug)
+            .pcrs(others),
+        genesis_image,
+    })
 }
 
 /// The PCRs pinned by `--pcrs FILE` and `--pcr N=HEX` (later pins win). At least one is

@@ -257,6 +257,21 @@ impl LedgerKeys {
     pub fn into_state(self) -> Option<ea_policy::PolicyState> {
         self.ledger.map(|ledger| ledger.state().clone())
     }
+
+    /// Every admission and retirement of an image the log recorded, in log order.
+    pub fn image_history(&self) -> Vec<ea_ledger::ImageAdmission> {
+        self.ledger
+            .as_ref()
+            .map(|ledger| ledger.image_history().to_vec())
+            .unwrap_or_default()
+    }
+}
+
+impl<D> SignatureChecker<'_, D> {
+    /// The directory, as it has followed the log so far.
+    pub fn directory(&self) -> std::cell::Ref<'_, D> {
+        self.directory.borrow()
+    }
 }
 
 impl KeyDirectory for LedgerKeys {

@@ -5,6 +5,7 @@
 //! covers (as `ea_audit::verify_log` does), so memory stays bounded by the tree, whatever
 //! the size of the log. The first failure is reported with the first record it implicates.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
@@ -75,7 +76,7 @@ fn verify_files<A: AttestationChecker, R: RequestChecker>(
     attestation: A,
     requests: R,
 ) -> Result<(LogSummary, MerkleTree), Refusal> {
-    verify_files_in_chunks(records, notes, attestation, requests, || {})
+    verify_files_in_chunks(records, notes, attestation, requests, None, || {})
 }
 
 /// Verifies the records and checkpoints read from `records` and `notes`, calling
@@ -85,9 +86,13 @@ fn verify_files_in_chunks<A: AttestationChecker, R: RequestChecker>(
     notes: impl BufRead,
     attestation: A,
     requests: R,
+    genesis_image: Option<BTreeMap<u16, Vec<u8>>>,
     mut between_chunks: impl FnMut(),
 ) -> Result<(LogSummary, MerkleTree), Refusal> {
     let mut verifier = LogVerifier::new(attestation, requests, VerifyOptions::default());
+    if let Some(pcrs) = genesis_image {
+        verifier = verifier.pin_genesis_image(pcrs);
+    }
     let mut records = RecordReader::new(records);
     let mut notes = NoteReader::new(notes);
     let mut add = |verifier: &mut LogVerifier<A, R>, bytes: &[u8]| {
@@ -253,6 +258,8 @@ struct Verified<'a> {
     origin: String,
     genesis_hash: String,
     log_keys: Vec<LogKeyJson>,
+    /// Which records were written under which image.
+    images: &'a [Era],
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,7 +280,7 @@ fn open(dir: &std::path::Path, name: &str) -> anyhow::Result<File> {
 }
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let options = attest::options(
+    let pins = attest::options(
         args.root.as_deref(),
         args.insecure_qemu_attestation,
         &args.pcrs,
@@ -293,8 +300,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let outcome = verify_files_in_chunks(
         records,
         notes,
-        DocumentChecker::new(options),
+        DocumentChecker::new(pins.options),
         &requests,
+        Some(pins.genesis_image),
         || floor.measure(),
     );
     // The floor's own checks ran in between; they are not the verification's time.
@@ -305,6 +313,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     });
     match outcome {
         Ok(summary) => {
+            let history = image_history(&summary, &requests.directory().image_history());
             if let Some(path) = &args.state_out {
                 let state = requests
                     .into_directory()
@@ -318,7 +327,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 elapsed,
                 args.signature_floor.then(|| floor.total()),
             );
-            print_verified(&summary, manifest.as_ref(), &timing, args.json)?;
+            print_verified(&summary, &history, manifest.as_ref(), &timing, args.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(refusal) => {
@@ -368,8 +377,81 @@ impl Timing {
     }
 }
 
+/// Which records were written under which image: one era per run of `enclave_start`
+/// records of one image, with the records that admitted (and retired) it.
+#[derive(Debug, Serialize)]
+struct Era {
+    /// The image's PCRs, `PCRn` → hex.
+    pcrs: BTreeMap<String, String>,
+    /// Its first `enclave_start` of the era.
+    from: u64,
+    /// The last record written under it.
+    to: u64,
+    /// The `enclave_start` records of the era (each attests a log key).
+    starts: Vec<u64>,
+    /// The record that admitted the image: the first `enclave_start` for the genesis image,
+    /// 0 when the genesis document named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admitted_by: Option<u64>,
+    /// The approval that admitted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_id: Option<String>,
+    /// The record that retired it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retired_by: Option<u64>,
+}
+
+/// The eras of a verified log, from its log keys and the ledger's admissions.
+fn image_history(summary: &LogSummary, admissions: &[ea_ledger::ImageAdmission]) -> Vec<Era> {
+    let mut eras: Vec<Era> = Vec::new();
+    for key in &summary.log_keys {
+        match eras.last_mut() {
+            Some(era) if era.from == key.era => era.starts.push(key.index),
+            _ => {
+                let image = ea_policy::ImagePcrs::from_pcrs(
+                    key.image.iter().map(|(i, v)| (*i, v.as_slice())),
+                )
+                .ok();
+                // The admission in force at this start: the last one before it.
+                let admission = image.as_ref().and_then(|image| {
+                    admissions
+                        .iter()
+                        .rev()
+                        .find(|a| a.admitted_by <= key.index && a.pcrs.matches(image))
+                });
+                eras.push(Era {
+                    pcrs: key
+                        .image
+                        .iter()
+                        .map(|(i, v)| (format!("PCR{i}"), hex::encode(v)))
+                        .collect(),
+                    from: key.era,
+                    to: key.era,
+                    starts: vec![key.index],
+                    admitted_by: admission.map(|a| a.admitted_by),
+                    approval_id: admission
+                        .and_then(|a| a.approval_id.as_ref())
+                        .map(ToString::to_string),
+                    retired_by: admission.and_then(|a| a.retired_by),
+                });
+            }
+        }
+    }
+    let ends: Vec<u64> = eras
+        .iter()
+        .skip(1)
+        .map(|era| era.from.saturating_sub(1))
+        .chain([summary.records.saturating_sub(1)])
+        .collect();
+    for (era, to) in eras.iter_mut().zip(ends) {
+        era.to = to;
+    }
+    eras
+}
+
 fn print_verified(
     summary: &LogSummary,
+    history: &[Era],
     manifest: Option<&Manifest>,
     timing: &Timing,
     json: bool,
@@ -392,6 +474,7 @@ fn print_verified(
                     key: key.verifier.to_string(),
                 })
                 .collect(),
+            images: history,
             endpoint: manifest.map(|m| m.endpoint.clone()),
             fetched_at: manifest.map(|m| m.fetched_at.clone()),
             timing,
@@ -414,6 +497,33 @@ fn print_verified(
             out,
             "log key:     {} (attested by record {})",
             key.verifier, key.index
+        )?;
+    }
+    for (number, era) in history.iter().enumerate() {
+        let pcr0 = era.pcrs.get("PCR0").map_or("?", String::as_str);
+        let admitted = match (era.admitted_by, &era.approval_id) {
+            (Some(0), _) => "named by the genesis document".to_owned(),
+            (Some(record), Some(approval)) => {
+                format!("admitted by record {record}, approval {approval}")
+            }
+            (Some(record), None) => format!("the genesis image, admitted by record {record}"),
+            (None, _) => "its admission was not found".to_owned(),
+        };
+        let retired = era
+            .retired_by
+            .map(|r| format!(", retired by record {r}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "image {}:     PCR0 {pcr0} ({admitted}{retired}): records {} to {}, enclave starts {}",
+            number + 1,
+            era.from,
+            era.to,
+            era.starts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     if let Some(manifest) = manifest {

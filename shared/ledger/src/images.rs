@@ -74,6 +74,22 @@ impl ImageView {
     }
 }
 
+/// One admission of an image, and its retirement if any, as the log recorded them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageAdmission {
+    /// The image.
+    pub pcrs: ImagePcrs,
+    /// The record that admitted it (0: the genesis document named it).
+    pub admitted_by: u64,
+    /// The approval that admitted it (none for the genesis image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<ApprovalId>,
+    /// The record that retired it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_by: Option<u64>,
+}
+
 /// The events an `enclave_start` of `image` at `time` makes: the genesis image's admission
 /// at the log's first start (when the genesis named no image), then the start itself.
 pub(crate) fn start_events(

@@ -15,7 +15,9 @@ use ea_protocol::signed::{self, SignedRequestError, MAX_CLOCK_SKEW_MS};
 use crate::answer::{Answer, ReadResult};
 use crate::directory::{key_status, Authenticated, KeyStatus};
 use crate::genesis::{Genesis, GenesisError, LedgerSettings};
-use crate::images::{image_of_document_unverified, start_events, ImageView, StartImageError};
+use crate::images::{
+    image_of_document_unverified, start_events, ImageAdmission, ImageView, StartImageError,
+};
 use crate::operation::{Operation, Query};
 use crate::records::{
     events_of, events_of_fields, events_value, map, text, value_of, Draft, EventsError,
@@ -119,6 +121,8 @@ pub struct Ledger {
     running_since: Option<u64>,
     /// Set when the admitted images or the running one changed.
     images_changed: bool,
+    /// Every admission and retirement, in log order.
+    image_history: Vec<ImageAdmission>,
 }
 
 fn timestamp(now_ms: u64) -> Result<Timestamp, Rejected> {
@@ -144,6 +148,15 @@ impl Ledger {
         };
         // Images the genesis document names are admitted by record 0.
         let image_records = state.images().map(|i| (i.pcrs.clone(), 0)).collect();
+        let image_history = state
+            .images()
+            .map(|i| ImageAdmission {
+                pcrs: i.pcrs.clone(),
+                admitted_by: 0,
+                approval_id: None,
+                retired_by: None,
+            })
+            .collect();
         let ledger = Ledger {
             state,
             settings: genesis.settings.clone(),
@@ -154,6 +167,7 @@ impl Ledger {
             image_records,
             running_since: None,
             images_changed: true,
+            image_history,
         };
         Ok((ledger, draft))
     }
@@ -269,10 +283,24 @@ impl Ledger {
             match event {
                 Event::ImageAdmitted(image) => {
                     self.image_records.insert(image.pcrs.clone(), index);
+                    self.image_history.push(ImageAdmission {
+                        pcrs: image.pcrs.clone(),
+                        admitted_by: index,
+                        approval_id: image.approval_id.clone(),
+                        retired_by: None,
+                    });
                     self.images_changed = true;
                 }
                 Event::ImageRetired { pcrs, .. } => {
                     self.image_records.remove(pcrs);
+                    if let Some(admission) = self
+                        .image_history
+                        .iter_mut()
+                        .rev()
+                        .find(|a| &a.pcrs == pcrs && a.retired_by.is_none())
+                    {
+                        admission.retired_by = Some(index);
+                    }
                     self.images_changed = true;
                 }
                 Event::ImageStarted { .. } => self.images_changed = true,
@@ -300,6 +328,11 @@ impl Ledger {
                 invalid,
             })
         })
+    }
+
+    /// Every admission and retirement of an image, in log order.
+    pub fn image_history(&self) -> &[ImageAdmission] {
+        &self.image_history
     }
 
     /// The index the next record gets, as far as this ledger has seen or written records.

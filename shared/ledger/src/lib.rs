@@ -80,7 +80,7 @@ pub use genesis::{
     Genesis, GenesisError, LedgerSettings, DEFAULT_MAX_PENDING_APPROVALS, GENESIS_VERSION,
     MAX_GENESIS_LEN,
 };
-pub use images::{image_of_document_unverified, ImageView, StartImageError};
+pub use images::{image_of_document_unverified, ImageAdmission, ImageView, StartImageError};
 pub use ledger::{Execution, Ledger, Rejected, ReplayError};
 pub use operation::{Operation, Query};
 pub use records::{
