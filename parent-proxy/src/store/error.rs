@@ -125,4 +125,7 @@ pub enum Corruption {
     /// SQLite itself reports the file as damaged or not a database.
     #[error("{0}")]
     Database(#[source] rusqlite::Error),
+    /// `PRAGMA quick_check` found a problem; its first report, in SQLite's words.
+    #[error("SQLite's quick_check reports: {0}")]
+    QuickCheck(String),
 }

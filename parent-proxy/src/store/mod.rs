@@ -47,7 +47,10 @@ use std::sync::Arc;
 
 pub use error::{Corruption, StoreError};
 pub use memory::MemoryLogStore;
-pub use sqlite::{SqliteLogStore, SqliteOptions, SCHEMA_VERSION};
+pub use sqlite::{
+    backup, read_kept_key, BackupSummary, BuiltStore, KeptKey, SqliteLogStore, SqliteOptions,
+    StoreBuilder, StoreFileError, SCHEMA_VERSION,
+};
 
 /// A checkpoint as stored: the tree size it covers and its signed-note text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,10 +5,19 @@
 //! costs one fsync whatever the number of records in it: that is why the enclave batches
 //! (group commit). Appends go through one writer connection; reads use a second connection,
 //! which in WAL mode reads the last committed state without waiting for the writer.
+//!
+//! Whole files are written here too, never through an open store: a copy of a store taken
+//! beside a running proxy ([`backup()`]) and a new store built from a verified log
+//! ([`StoreBuilder`], for `parent-proxy import`).
 
+mod backup;
+mod build;
+mod files;
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod whole_file_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -16,6 +25,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+pub use backup::{backup, BackupSummary};
+pub use build::{read_kept_key, BuiltStore, KeptKey, StoreBuilder};
+pub use files::StoreFileError;
 pub use schema::SCHEMA_VERSION;
 
 use super::{size_after_append, Corruption, LogHead, LogStore, StoreError, StoredCheckpoint};
@@ -36,8 +48,11 @@ pub struct SqliteOptions {
 #[derive(Debug)]
 pub struct SqliteLogStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    // Dropped before the writer: the last connection to close folds the WAL back into the
+    // file and removes it, which a read-only one cannot do, so a store closed cleanly is one
+    // self-contained file (which `parent-proxy import` takes for a store no one has open).
     reader: Mutex<Connection>,
+    writer: Mutex<Connection>,
 }
 
 /// Maps SQLite's errors to the store's: a full disk and a damaged file are told apart from
