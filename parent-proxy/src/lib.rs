@@ -13,6 +13,10 @@
 //! one KMS endpoint ([`kms_relay`]) and hands the enclave the instance role's AWS
 //! credentials ([`credentials`], answered by the store service).
 //!
+//! Two commands run beside it on the instance and work on the store's file directly: a
+//! consistent copy taken while it serves ([`store::backup()`]), and a new store rebuilt from
+//! a verified `govctl audit fetch` directory ([`import`]).
+//!
 //! For an enclave booted under QEMU rather than by nitro-cli, it can also answer the boot
 //! heartbeat that nitro-cli answers on EC2 ([`heartbeat`]).
 
@@ -20,6 +24,7 @@ pub mod api;
 pub mod credentials;
 pub mod error;
 pub mod heartbeat;
+pub mod import;
 pub mod kms_relay;
 pub mod listen;
 pub mod log_routes;
