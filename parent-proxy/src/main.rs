@@ -1,4 +1,8 @@
 //! `parent-proxy`: runs on the parent EC2 instance, in front of the enclave.
+//!
+//! With flags only it serves (the API, the relay, the log store); `parent-proxy backup` and
+//! `parent-proxy import` work on the store's file, on the instance, and are never reachable
+//! through the API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ea_protocol::rpc::ConnectionLimits;
 use ea_protocol::Address;
 use parent_proxy::api::{router, AppState};
@@ -16,12 +20,37 @@ use parent_proxy::store::{service, LogStore, SqliteLogStore};
 use parent_proxy::{heartbeat, listen};
 use parent_proxy::{serve, tls, EnclavePool, HttpLimits, PoolConfig, Transport};
 
+mod commands;
+
+// The serving flags stay at the top level, as scripts and units give them
+// (`parent-proxy --listen ... --enclave ...`); a subcommand instead runs one job and exits.
 #[derive(Debug, Parser)]
 #[command(
     name = "parent-proxy",
     version,
-    about = "The Enclave Approvals parent-instance proxy"
+    about = "The Enclave Approvals parent-instance proxy",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Option<Args>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Copy the log store into a new file, consistently, while the proxy serves (run on the
+    /// instance, as the proxy's user).
+    Backup(commands::BackupArgs),
+    /// Rebuild a log store from a `govctl audit fetch` directory, after verifying all of it
+    /// (run on the instance, with the proxy stopped).
+    Import(commands::ImportArgs),
+}
+
+// The serving flags.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address and port of the HTTPS API (port 0 picks a free port; the URL is printed).
     #[arg(long, env = "PROXY_LISTEN", default_value = "127.0.0.1:8443")]
@@ -125,10 +154,23 @@ fn check_listen_address(flag: &str, address: &Address) -> anyhow::Result<()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     ea_runtime::init_logging();
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match (cli.command, cli.serve) {
+        (Some(Command::Backup(args)), _) => commands::backup(&args),
+        (Some(Command::Import(args)), _) => commands::import(&args),
+        (None, Some(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(run(args)),
+        // clap requires the serving flags when no subcommand is given.
+        (None, None) => bail!("give the serving flags (--enclave, --store-path, ...) or a command"),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let transport = match (&args.tls_cert, &args.tls_key, args.insecure_http) {
         (Some(cert), Some(key), false) => Transport::Tls(tls::server_config(cert, key)?),
         (None, None, true) if args.listen.ip().is_loopback() => Transport::InsecureHttp,
