@@ -670,6 +670,49 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// A new stack whose proxy runs on a copy of `store` (a backup, an imported store), with
+    /// this deployment's mock CA, measurements, identities and trust file, as an operator
+    /// restoring on another instance would keep them: the enclave recovers the log and
+    /// serves it. Returns once it serves.
+    pub fn restore_on(&self, store: &Path) -> Deployment {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let from = self.stack.dir.path();
+        let ca = dir.path().join("mock-ca");
+        std::fs::create_dir(&ca).expect("mock-ca dir");
+        for entry in std::fs::read_dir(self.stack.mock_ca_dir()).expect("the mock CA") {
+            let path = entry.expect("a mock CA file").path();
+            if path.is_file() {
+                std::fs::copy(&path, ca.join(path.file_name().expect("a name")))
+                    .expect("copying the mock CA");
+            }
+        }
+        for entry in std::fs::read_dir(from).expect("the stack's directory") {
+            let path = entry.expect("a file").path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let keep = name.as_deref().is_some_and(|name| {
+                name == "pcrs.json" || name == "trust.json" || name.ends_with(".identity.json")
+            });
+            if keep && path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().expect("a name")))
+                    .expect("copying the deployment's files");
+            }
+        }
+        std::fs::copy(store, dir.path().join("log.sqlite")).expect("copying the store");
+        let measurements = dir.path().join("pcrs.json").display().to_string();
+        let trust = dir.path().join("trust.json");
+        let stack = LocalStack::start_in(dir, &["--mock-measurements", &measurements], &[]);
+        let restored = Deployment {
+            stack,
+            trust,
+            genesis_hash: self.genesis_hash.clone(),
+            _scratch: tempfile::tempdir().expect("temp dir"),
+        };
+        restored.wait_serving(Duration::from_secs(60));
+        restored
+    }
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ea_ledger::Operation;
@@ -25,6 +25,8 @@ pub struct Acknowledged {
     pub index: u64,
     /// The record's bytes, as the reply carried them.
     pub record: Vec<u8>,
+    /// When the client had the whole reply: the record was durable before this.
+    pub at: Instant,
 }
 
 /// What the clients need: where to send, and a signer allowed to create principals.
@@ -111,6 +113,7 @@ pub async fn stream(
                 let Ok(body) = response.json::<Value>().await else {
                     continue;
                 };
+                let at = Instant::now();
                 let proof = &body["records"][0];
                 let (Some(index), Some(record)) =
                     (proof["receipt"]["index"].as_u64(), proof["record"].as_str())
@@ -126,6 +129,7 @@ pub async fn stream(
                         request,
                         index,
                         record,
+                        at,
                     });
                 }
             }
