@@ -15,7 +15,8 @@ use crate::client::EndpointArgs;
 
 mod attest;
 
-pub use attest::pinned_pcrs;
+pub use attest::{options as pins, pinned_pcrs};
+pub use verify::verified_state;
 mod fetch;
 mod layout;
 mod requests;

@@ -20,6 +20,7 @@ use ea_audit::record::{Record, RecordKind};
 use ea_audit::verify::AttestationChecker;
 use ea_audit::{log_origin, Hash};
 use ea_ledger::DocumentChecker;
+use ea_policy::{Event, ImagePcrs};
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ApiClient, EndpointArgs};
@@ -53,6 +54,20 @@ struct TrustedKey {
     verifier: String,
 }
 
+/// An image govctl learnt the log admits, from a verified record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustedImage {
+    /// Its PCRs as admitted (`PCR0`, ... → hex).
+    pcrs: ImagePcrs,
+    /// The `approval_applied` record that admitted it.
+    admitted_by: u64,
+}
+
+/// How many admissions deep govctl follows to learn an image (each admitted by an image
+/// admitted before it).
+const MAX_ADMISSION_CHAIN: usize = 16;
+
 /// How the trust file's attestation documents are checked, when not against a root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum AttestationMode {
@@ -84,6 +99,10 @@ struct TrustFile {
     /// Log keys seen attested.
     #[serde(default)]
     log_keys: Vec<TrustedKey>,
+    /// Images other than the genesis image (`pcrs`) that the log admits, each learnt from
+    /// the verified record that admitted it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    images: Vec<TrustedImage>,
 }
 
 /// Writes a trust file pinning `genesis_hash`, the root (or, with `insecure_qemu`, the
@@ -129,6 +148,7 @@ pub async fn init_pinned(
             pcrs,
             allow_debug,
             log_keys: Vec::new(),
+            images: Vec::new(),
         },
         genesis_hash,
     };
@@ -228,6 +248,9 @@ impl Trust {
             .collect()
     }
 
+    /// The options documents are checked with: the root, the debug policy, and the pinned
+    /// PCRs that are not an image's (PCR3, PCR4): every document must show those. Which
+    /// image made a document is checked apart ([`Trust::trusts_image`]).
     fn options(&self) -> anyhow::Result<VerifyOptions> {
         let root = match &self.file.root_pem {
             // The warning was printed when the file was loaded.
@@ -239,6 +262,9 @@ impl Trust {
         };
         let mut options = VerifyOptions::new(root).dangerous_allow_debug(self.file.allow_debug);
         for (index, value) in &self.file.pcrs {
+            if ea_audit::verify::IMAGE_PCRS.contains(index) {
+                continue;
+            }
             options = options.pcr(
                 *index,
                 hex::decode(value).context("a PCR in the trust file")?,
@@ -247,9 +273,30 @@ impl Trust {
         Ok(options)
     }
 
+    /// Whether a document showing `pcrs` was made by an image this file trusts: the pinned
+    /// genesis image (every pinned PCR0, 1, 2, 8 equal), or an image it learnt the log
+    /// admits.
+    fn trusts_image(&self, pcrs: &BTreeMap<u16, Vec<u8>>) -> anyhow::Result<bool> {
+        let mut genesis = true;
+        for (index, value) in &self.file.pcrs {
+            if ea_audit::verify::IMAGE_PCRS.contains(index) {
+                let pinned = hex::decode(value).context("a PCR in the trust file")?;
+                genesis &= pcrs.get(index) == Some(&pinned);
+            }
+        }
+        if genesis {
+            return Ok(true);
+        }
+        let Ok(image) = ImagePcrs::from_pcrs(pcrs.iter().map(|(i, v)| (*i, v.as_slice()))) else {
+            return Ok(false);
+        };
+        Ok(self.file.images.iter().any(|i| i.pcrs.matches(&image)))
+    }
+
     /// Learns the log key attested by the `enclave_start` record at `index`, after checking
-    /// that the log's genesis record is the pinned one and the record's attestation document
-    /// verifies (root, PCRs, `user_data` = genesis hash).
+    /// that the log's genesis record is the pinned one, the record's attestation document
+    /// verifies (root, `user_data` = genesis hash), and its image is the pinned genesis
+    /// image or one the log admitted ([`Trust::learn_image`]).
     pub async fn learn_key(&mut self, client: &ApiClient, index: u64) -> anyhow::Result<()> {
         if self.file.log_keys.iter().any(|k| k.index == index) {
             return Ok(());
@@ -276,10 +323,22 @@ impl Trust {
             .as_deref()
             .with_context(|| format!("record {index} carries no attestation document"))?;
         let attested = DocumentChecker::new(self.options()?)
-            .check(document, self.genesis_hash.as_bytes())
+            .check_document(document, self.genesis_hash.as_bytes())
             .with_context(|| {
                 format!("the attestation document of record {index} does not verify")
             })?;
+        if !self.trusts_image(&attested.pcrs)? {
+            let image = ImagePcrs::from_pcrs(attested.pcrs.iter().map(|(i, v)| (*i, v.as_slice())))
+                .with_context(|| format!("record {index}'s document names no image"))?;
+            self.learn_image(client, &image, index)
+                .await
+                .with_context(|| {
+                    format!(
+                        "record {index} attests a log key of image {image}, which is neither the \
+                     pinned genesis image nor one this trust file knows the log admitted"
+                    )
+                })?;
+        }
         let key = attested
             .public_key
             .with_context(|| format!("record {index}'s attestation document has no public key"))?;
@@ -293,6 +352,101 @@ impl Trust {
             verifier: verifier.to_string(),
         });
         self.save()
+    }
+
+    /// Learns that the log admitted `image` before record `before`, from the record that
+    /// admitted it: an `approval_applied` record whose `ImageAdmitted` event names the image,
+    /// whose own attestation document (`user_data` = its record hash) verifies and was made
+    /// by an image this file trusts (learnt the same way, if need be). Where to look comes
+    /// from the enclave's description, which the parent relays: it is only a hint, every
+    /// fact is checked on the records.
+    async fn learn_image(
+        &mut self,
+        client: &ApiClient,
+        image: &ImagePcrs,
+        before: u64,
+    ) -> anyhow::Result<()> {
+        let described: DescribedImages =
+            serde_json::from_value(client.get_json("/v1/enclave").await?)
+                .context("the enclave's description")?;
+        let mut wanted = vec![(image.clone(), before)];
+        let mut learnt = Vec::new();
+        while let Some((image, before)) = wanted.pop() {
+            ensure!(
+                learnt.len() < MAX_ADMISSION_CHAIN,
+                "more than {MAX_ADMISSION_CHAIN} admissions to follow"
+            );
+            let record_index = described
+                .images
+                .iter()
+                .filter(|d| d.matches(&image))
+                .find_map(|d| d.record)
+                .filter(|r| *r < before)
+                .with_context(|| {
+                    format!("the enclave names no record before {before} that admitted it")
+                })?;
+            let record = Record::from_bytes(&fetch_record(client, record_index).await?)
+                .with_context(|| format!("record {record_index} is not a record"))?;
+            ensure!(
+                record.kind == RecordKind::ApprovalApplied,
+                "record {record_index} is a {} record, not the approval_applied record of an \
+                 image change",
+                record.kind
+            );
+            let admits = ea_ledger::events_of(&record)
+                .with_context(|| format!("record {record_index}'s events"))?
+                .iter()
+                .any(|event| matches!(event, Event::ImageAdmitted(a) if a.pcrs.matches(&image)));
+            ensure!(admits, "record {record_index} does not admit this image");
+            let own = record.record_hash()?;
+            let document = record.attestation.as_deref().with_context(|| {
+                format!("record {record_index} carries no attestation document")
+            })?;
+            let attested = DocumentChecker::new(self.options()?)
+                .check_document(document, own.as_bytes())
+                .with_context(|| {
+                    format!("the attestation document of record {record_index} does not verify")
+                })?;
+            learnt.push(TrustedImage {
+                pcrs: image.clone(),
+                admitted_by: record_index,
+            });
+            if !self.trusts_image(&attested.pcrs)?
+                && !learnt.iter().any(|t| {
+                    ImagePcrs::from_pcrs(attested.pcrs.iter().map(|(i, v)| (*i, v.as_slice())))
+                        .is_ok_and(|writer| t.pcrs.matches(&writer))
+                })
+            {
+                // Admitted by an image not known yet: learn that one first.
+                let writer =
+                    ImagePcrs::from_pcrs(attested.pcrs.iter().map(|(i, v)| (*i, v.as_slice())))
+                        .with_context(|| {
+                            format!("record {record_index}'s document names no image")
+                        })?;
+                wanted.push((writer, record_index));
+            }
+        }
+        self.file.images.extend(learnt);
+        Ok(())
+    }
+}
+
+/// What the description says about images: only where to look.
+#[derive(Debug, Default, Deserialize)]
+struct DescribedImages {
+    #[serde(default)]
+    images: Vec<ea_protocol::DescribedImage>,
+}
+
+trait Matches {
+    fn matches(&self, image: &ImagePcrs) -> bool;
+}
+
+impl Matches for ea_protocol::DescribedImage {
+    fn matches(&self, image: &ImagePcrs) -> bool {
+        self.pcrs.get("PCR0").map(String::as_str) == Some(image.pcr0.to_hex().as_str())
+            && self.pcrs.get("PCR1").map(String::as_str) == Some(image.pcr1.to_hex().as_str())
+            && self.pcrs.get("PCR2").map(String::as_str) == Some(image.pcr2.to_hex().as_str())
     }
 }
 

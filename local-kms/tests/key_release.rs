@@ -658,3 +658,124 @@ async fn qemus_unsigned_documents_need_the_insecure_mode_and_still_meet_the_key_
     );
     kms.stop().await;
 }
+
+#[tokio::test]
+async fn an_immutable_policy_needs_the_bypass_and_then_nobody_can_change_it() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let enclave = nsm(ca_dir.path(), b"enclave image A");
+    let kms = Kms::start(tempfile::tempdir().unwrap(), &enclave).await;
+    let admin = kms.release(enclave.clone(), LOG_KEY, admin_credentials());
+    let admin = admin.client();
+    let immutable = ea_kms::policy::log_key_policy(ADMIN, ENCLAVE_ROLE, &[enclave.pcrs()], true)
+        .to_json_pretty();
+    // AWS's lockout safety check: a policy that lets the caller never change it again is
+    // refused unless the caller says it means it.
+    let error = admin
+        .create_key()
+        .policy(&immutable)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(error.is_malformed_policy_document_exception(), "{error}");
+    let key_id = admin
+        .create_key()
+        .policy(&immutable)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id()
+        .to_owned();
+    // From then on no principal may replace it: not the administrator, with or without
+    // the bypass, nor anyone else.
+    let open = enclave_key_policy(ADMIN, ENCLAVE_ROLE, &BTreeMap::from([(0, vec![0xcc; 48])]))
+        .to_json_pretty();
+    for bypass in [false, true] {
+        let error = admin
+            .put_key_policy()
+            .key_id(&key_id)
+            .policy(&open)
+            .bypass_policy_lockout_safety_check(bypass)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code(&error), "AccessDeniedException", "{error}");
+    }
+    // The image it names gets its key, sealed under it.
+    let release = kms.release(enclave.clone(), &key_id, enclave_credentials());
+    let sealed = release.seal(&[7; 32], &BINDING).await.unwrap();
+    assert_eq!(*release.unseal(&sealed, &BINDING).await.unwrap(), [7; 32]);
+    kms.stop().await;
+}
+
+#[tokio::test]
+async fn with_one_key_per_image_neither_image_unseals_the_other_s_key() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let old = nsm(ca_dir.path(), b"enclave image A");
+    let new = nsm(ca_dir.path(), b"enclave image B");
+    let kms = Kms::start(tempfile::tempdir().unwrap(), &old).await;
+    let admin = kms.release(old.clone(), LOG_KEY, admin_credentials());
+    let admin = admin.client();
+    let mut keys = Vec::new();
+    for image in [&old, &new] {
+        let policy = ea_kms::policy::log_key_policy(ADMIN, ENCLAVE_ROLE, &[image.pcrs()], true)
+            .to_json_pretty();
+        let created = admin
+            .create_key()
+            .policy(&policy)
+            .bypass_policy_lockout_safety_check(true)
+            .send()
+            .await
+            .unwrap();
+        keys.push(created.key_metadata.unwrap().key_id().to_owned());
+    }
+    let binding = |image: &MockNsm| {
+        let pcrs = image.pcrs();
+        let own = ea_kms::image_digest(pcrs.iter().map(|(i, v)| (*i, v.as_slice())));
+        let genesis = {
+            let pcrs = old.pcrs();
+            ea_kms::image_digest(pcrs.iter().map(|(i, v)| (*i, v.as_slice())))
+        };
+        ea_kms::LogKeyBinding {
+            genesis_hash: GENESIS,
+            genesis_image: genesis,
+            image: own,
+        }
+    };
+    let release_old = kms.release(old.clone(), &keys[0], enclave_credentials());
+    let release_new = kms.release(new.clone(), &keys[1], enclave_credentials());
+    let old_blob = release_old.seal(&[1; 32], &binding(&old)).await.unwrap();
+    let new_blob = release_new.seal(&[2; 32], &binding(&new)).await.unwrap();
+    assert_eq!(
+        *release_old.unseal(&old_blob, &binding(&old)).await.unwrap(),
+        [1; 32]
+    );
+    assert_eq!(
+        *release_new.unseal(&new_blob, &binding(&new)).await.unwrap(),
+        [2; 32]
+    );
+    // Each blob handed to the other image (a parent swapping them): refused.
+    let error = release_old
+        .unseal(&new_blob, &binding(&old))
+        .await
+        .expect_err("the old image opened the new image's key");
+    println!("old image, new blob: {error}");
+    let error = release_new
+        .unseal(&old_blob, &binding(&new))
+        .await
+        .expect_err("the new image opened the old image's key");
+    println!("new image, old blob: {error}");
+    // Even pointed at the other image's KMS key, KMS releases nothing: its policy names
+    // the other image only.
+    let error = kms
+        .release(old.clone(), &keys[1], enclave_credentials())
+        .unseal(&new_blob, &binding(&old))
+        .await
+        .unwrap_err();
+    assert_eq!(refused_code(&error), "AccessDeniedException", "{error}");
+    kms.stop().await;
+}

@@ -337,6 +337,36 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Verifies a fetched log as `govctl audit verify` does (the genesis image and other pins
+/// in `pins`) and returns the policy state it replays to: for commands that act on what the
+/// log says (`govctl kms-policy --from-log`).
+pub fn verified_state(dir: &Path, pins: attest::Pins) -> anyhow::Result<ea_policy::PolicyState> {
+    let records = BufReader::new(open(dir, RECORDS)?);
+    let notes = BufReader::new(open(dir, CHECKPOINTS)?);
+    let requests = SignatureChecker::new(LedgerKeys::default());
+    let outcome = verify_files_in_chunks(
+        records,
+        notes,
+        DocumentChecker::new(pins.options),
+        &requests,
+        Some(pins.genesis_image),
+        || {},
+    );
+    if let Err(refusal) = outcome {
+        match refusal.index() {
+            Some(index) => anyhow::bail!(
+                "the log in {} is refused at record {index}: {refusal}",
+                dir.display()
+            ),
+            None => anyhow::bail!("the log in {} is refused: {refusal}", dir.display()),
+        }
+    }
+    requests
+        .into_directory()
+        .into_state()
+        .context("the verified log has no genesis")
+}
+
 /// How long verification took and, with `--signature-floor`, how that compares with the
 /// embedded requests' signature checks alone.
 #[derive(Debug, Serialize)]

@@ -312,3 +312,67 @@ fn printed_policy_reads_back_to_the_same_model() {
     );
     assert_eq!(value["Statement"][2]["Principal"], "*");
 }
+
+fn image(a: u8, b: u8, c: u8) -> BTreeMap<u16, Vec<u8>> {
+    BTreeMap::from([(0, vec![a; 48]), (1, vec![b; 48]), (2, vec![c; 48])])
+}
+
+#[test]
+fn one_statement_per_image_and_no_mixing_of_their_pcrs() {
+    let images = [image(0xa0, 0xa1, 0xa2), image(0xb0, 0xb1, 0xb2)];
+    let printed =
+        ea_kms::policy::log_key_policy(ADMIN, ENCLAVE_ROLE, &images, false).to_json_pretty();
+    let policy = KeyPolicy::from_json(&printed).unwrap();
+    let decrypt = |pcrs: BTreeMap<u16, Vec<u8>>| {
+        policy.evaluate(
+            &request(ENCLAVE_SESSION, "kms:Decrypt").with_values(attestation_context(&pcrs)),
+        )
+    };
+    assert_eq!(
+        sid(&decrypt(images[0].clone())),
+        Some("EnclaveWithAttestation1")
+    );
+    assert_eq!(
+        sid(&decrypt(images[1].clone())),
+        Some("EnclaveWithAttestation2")
+    );
+    // PCR0 of one image with PCR1 and PCR2 of the other matches no statement.
+    let mixed = image(0xa0, 0xb1, 0xb2);
+    assert!(!decrypt(mixed).is_allowed());
+    // The administrator may still replace this policy.
+    assert!(policy
+        .evaluate(&request(ADMIN, "kms:PutKeyPolicy"))
+        .is_allowed());
+}
+
+#[test]
+fn an_immutable_policy_lets_nobody_change_it_or_replicate_the_key() {
+    let printed =
+        ea_kms::policy::log_key_policy(ADMIN, ENCLAVE_ROLE, &[image(0xa0, 0xa1, 0xa2)], true)
+            .to_json_pretty();
+    assert!(!printed.contains("kms:PutKeyPolicy"), "{printed}");
+    let policy = KeyPolicy::from_json(&printed).unwrap();
+    for principal in [ADMIN, ENCLAVE_SESSION, "arn:aws:iam::111122223333:root"] {
+        for action in [
+            "kms:PutKeyPolicy",
+            "kms:ReplicateKey",
+            "kms:UpdatePrimaryRegion",
+            "kms:CreateGrant",
+        ] {
+            assert!(
+                !policy.evaluate(&request(principal, action)).is_allowed(),
+                "{principal} may {action}"
+            );
+        }
+    }
+    assert!(policy
+        .evaluate(&request(ADMIN, "kms:DescribeKey"))
+        .is_allowed());
+    assert_eq!(
+        sid(&policy.evaluate(
+            &request(ENCLAVE_SESSION, "kms:Decrypt")
+                .with_values(attestation_context(&image(0xa0, 0xa1, 0xa2)))
+        )),
+        Some("EnclaveWithAttestation")
+    );
+}

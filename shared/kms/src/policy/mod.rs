@@ -41,8 +41,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use enclave::{
-    attestation_context, enclave_key_policy, pcr_condition_key, ADMIN_ACTIONS, ENCLAVE_ACTIONS,
-    IMAGE_SHA384_KEY, RECIPIENT_ATTESTATION_PREFIX,
+    attestation_context, enclave_key_policy, log_key_policy, pcr_condition_key, ADMIN_ACTIONS,
+    ENCLAVE_ACTIONS, IMAGE_SHA384_KEY, IMMUTABLE_ADMIN_ACTIONS, RECIPIENT_ATTESTATION_PREFIX,
 };
 pub use eval::{Decision, FailedCondition, NearMiss, RequestContext, StatementRef};
 pub use parse::PolicyError;
