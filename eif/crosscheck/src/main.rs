@@ -6,6 +6,8 @@
 use std::process::ExitCode;
 
 use aws_nitro_enclaves_image_format::utils::eif_reader::EifReader;
+use aws_nitro_enclaves_image_format::utils::get_pcrs;
+use sha2::{Digest, Sha384};
 
 fn main() -> ExitCode {
     let Some(path) = std::env::args().nth(1) else {
@@ -19,7 +21,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let measurements = match reader.get_measurements() {
+    let signed = reader.signature_section.is_some();
+    let measurements = match get_pcrs(
+        &mut reader.image_hasher,
+        &mut reader.bootstrap_hasher,
+        &mut reader.app_hasher,
+        &mut reader.cert_hasher,
+        Sha384::new(),
+        signed,
+    ) {
         Ok(measurements) => measurements,
         Err(error) => {
             eprintln!("eif-crosscheck: {path}: {error}");
