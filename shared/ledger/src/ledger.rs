@@ -234,7 +234,7 @@ impl Ledger {
             return self.start(fields.seq, fields.time, fields.attestation);
         }
         let events = events_of_fields(fields)?;
-        self.apply_at(fields.seq, &events)
+        self.apply_at(fields.seq, fields.kind, &events)
     }
 
     /// Applies one record's events, nothing else: how an auditor follows the state (and the
@@ -245,15 +245,24 @@ impl Ledger {
             return self.start(record.seq, record.time, record.attestation.as_deref());
         }
         let events = events_of(record)?;
-        self.apply_at(record.seq, &events)
+        self.apply_at(record.seq, record.kind, &events)
     }
 
     /// Applies the events of record `index`.
-    fn apply_at(&mut self, index: u64, events: &[Event]) -> Result<(), ReplayError> {
+    fn apply_at(
+        &mut self,
+        index: u64,
+        kind: RecordKind,
+        events: &[Event],
+    ) -> Result<(), ReplayError> {
         for event in events {
             self.apply(event)?;
         }
-        self.note_images(index, events);
+        // Images change only where an approved change is applied: other records (nearly
+        // all of a long log) cost no second look at their events.
+        if kind == RecordKind::ApprovalApplied {
+            self.note_images(index, events);
+        }
         self.records = index.saturating_add(1);
         Ok(())
     }
