@@ -58,6 +58,15 @@ struct InitArgs {
     /// Pending approvals one requester may have at once.
     #[arg(long, default_value_t = ea_ledger::DEFAULT_MAX_PENDING_APPROVALS)]
     max_pending_approvals: u32,
+    /// Name the image the log starts with (its measurements file, `govctl eif pcrs`): the
+    /// first enclave must be of it. Without it, the image of the first enclave to start is
+    /// admitted as it starts (docs/policy-state.md, "Enclave images").
+    #[arg(long, value_name = "FILE")]
+    image_pcrs: Option<PathBuf>,
+    /// The image change setting (imageChange) as JSON: Required, at least 2 approvers who
+    /// hold Owner at `/` (the default when absent), optionally mandatory approvers.
+    #[arg(long, value_name = "FILE")]
+    image_change: Option<PathBuf>,
     /// Where to write the document (default: stdout).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -156,6 +165,20 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             community.insert("approvalSettings".into(), settings);
         }
         communities.push(Value::Object(community));
+    }
+    if let Some(path) = &args.image_pcrs {
+        let image = crate::image::image_of(&[], Some(path))?;
+        let mut images = list(&policy, "images")?;
+        images.push(json!({ "pcrs": image }));
+        policy.insert("images".into(), Value::Array(images));
+    }
+    if let Some(path) = &args.image_change {
+        let setting: Value = serde_json::from_str(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+        policy.insert("approvalSettings".into(), json!({ "imageChange": setting }));
     }
     policy.insert("principals".into(), Value::Array(principals));
     policy.insert("roleAssignments".into(), Value::Array(assignments));
