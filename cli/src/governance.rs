@@ -433,7 +433,7 @@ pub enum ApprovalsCommand {
     /// One approval.
     Show { id: String },
     /// Approve (needs the Enclave Approver role or the approve data action at its target;
-    /// never your own request).
+    /// an image change needs Owner at `/` instead; never your own request).
     Approve {
         id: String,
         #[arg(long)]
