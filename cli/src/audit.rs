@@ -52,10 +52,13 @@ struct FetchArgs {
 struct VerifyArgs {
     /// A directory written by `govctl audit fetch`.
     dir: PathBuf,
-    /// Require PCR N of every attestation document to equal HEX (repeatable).
+    /// Pin PCR N to HEX (repeatable). PCR0, 1, 2 and 8 pin the genesis image (the log's
+    /// first enclave); later images must be the ones the log admitted. Other PCRs (3, 4)
+    /// are required of every document.
     #[arg(long = "pcr", value_name = "N=HEX")]
     pcrs: Vec<String>,
-    /// Require the PCRs of this measurements file (`govctl eif pcrs` output, or nitro-cli's).
+    /// Pin the PCRs of this measurements file (`govctl eif pcrs` output, or nitro-cli's): the
+    /// genesis image's.
     #[arg(long = "pcrs", value_name = "FILE")]
     pcrs_file: Option<PathBuf>,
     /// Trust this root (PEM) instead of the AWS Nitro Enclaves Root-G1, e.g. a mock NSM's root.

@@ -1,11 +1,17 @@
 //! The trust file: what govctl believes about one deployment's log, so that it can check the
 //! receipts of every answer without trusting the proxy that relays them.
 //!
-//! It pins the log's genesis hash, the attestation trust root and the expected PCRs, and
-//! caches the log keys it has seen attested: a log key is learnt by fetching the
+//! It pins the log's genesis hash, the attestation trust root and the genesis image's PCRs,
+//! and caches the log keys it has seen attested: a log key is learnt by fetching the
 //! `enclave_start` record that carries it and verifying that record's attestation document
-//! (root, PCRs, `user_data` = genesis hash). An enclave restart brings a new key; the reply
-//! names the record that attests it, and govctl learns it the same way.
+//! (root, `user_data` = genesis hash, and an image it trusts). An enclave restart brings a
+//! new key; the reply names the record that attests it, and govctl learns it the same way.
+//!
+//! After an upgrade the key is a new image's: govctl then learns that the log admitted that
+//! image from the record that did (an `approval_applied` record whose `imageAdmitted` event
+//! names it, verified with its own attestation document, made by an image the file already
+//! trusts), and keeps the image in the file (`images`). The enclave's description says which
+//! record to fetch; nothing it says is believed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
