@@ -4,9 +4,10 @@
 //! Every decision the enclave makes is a [`record::Record`] in one canonical CBOR encoding.
 //! The records are the leaves of an append-only Merkle tree ([`tree::MerkleTree`]); the
 //! enclave signs its tree heads as C2SP checkpoints ([`checkpoint`]) with a log key that an
-//! `enclave_start` record's attestation document binds to the enclave image. A client keeps a
-//! [`receipt::Receipt`] for its record; an auditor (or the enclave, when it starts again)
-//! runs [`verify::LogVerifier`] over the whole log.
+//! `enclave_start` record's attestation document binds to the enclave image; independent
+//! witnesses add C2SP cosignatures to checkpoints they found consistent ([`cosignature`]).
+//! A client keeps a [`receipt::Receipt`] for its record; an auditor (or the enclave, when it
+//! starts again) runs [`verify::LogVerifier`] over the whole log.
 //!
 //! This crate does no I/O and reads no clock or randomness: keys, attestation checks and
 //! request checks are passed in. The formats are documented for auditors in
@@ -59,6 +60,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod hash;
 pub mod note;
 pub mod proof;

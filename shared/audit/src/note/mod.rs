@@ -11,6 +11,7 @@ mod key;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+pub(crate) use key::check_name;
 pub use key::{
     key_id, Ed25519Signer, NoteSigner, NoteVerifier, ED25519_TYPE, PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
@@ -234,7 +235,8 @@ pub(crate) fn check_text(text: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
-fn parse_signature_line(line: &str, number: usize) -> Result<NoteSignature, NoteError> {
+/// One signature line (without its newline), numbered `number` in error reports.
+pub(crate) fn parse_signature_line(line: &str, number: usize) -> Result<NoteSignature, NoteError> {
     let malformed = NoteError::MalformedSignatureLine { line: number };
     let rest = line
         .strip_prefix(SIGNATURE_PREFIX)
