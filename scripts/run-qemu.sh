@@ -162,9 +162,11 @@ GOVCTL=$govctl "$repo/scripts/build-eif-local.sh" "${image_args[@]}" >/dev/null
 echo "run-qemu: image ready in $((SECONDS - image_started)) s" >&2
 eif="$dir/eif/enclave.eif"
 
-# The key policy names the PCRs of the first image this directory ran. An image built later
-# from other code has other PCRs: the KMS will not release the log key to it, and the enclave
-# stops in `failed`, which is the point of the policy.
+# The key policy names the PCRs of the first image this directory ran (the genesis image,
+# $dir/pcrs.json). An image built later from other code has other PCRs: it starts only once
+# the log admits it (govctl image propose, two owners approve) and the key policy does
+# (govctl kms-policy --from-log rewrites $dir/kms-policy.json); until then the enclave stops
+# in `failed` and the KMS would refuse it a key. docs/qemu.md walks through an upgrade.
 if [ ! -f "$dir/kms-policy.json" ]; then
   cp "$dir/eif/pcrs.json" "$dir/pcrs.json"
   "$govctl" kms-policy --pcrs "$dir/pcrs.json" \
@@ -172,8 +174,8 @@ if [ ! -f "$dir/kms-policy.json" ]; then
     --enclave-role arn:aws:iam::111122223333:role/EnclaveInstance \
     --out "$dir/kms-policy.json" >/dev/null
 elif ! "$govctl" eif compare --expected "$dir/pcrs.json" --actual "$dir/eif/pcrs.json" >/dev/null 2>&1; then
-  echo "run-qemu: warning: this image's PCRs differ from those the key policy of $dir names" \
-    "($dir/pcrs.json); the KMS will refuse it the log key" >&2
+  echo "run-qemu: note: this image's PCRs are not the genesis image's ($dir/pcrs.json); it" \
+    "serves only if the log admits it and $dir/kms-policy.json names it (docs/qemu.md, upgrades)" >&2
 fi
 
 # --- The local KMS, accepting QEMU's unsigned attestation documents. ----------------------

@@ -495,4 +495,155 @@ fn the_real_image_boots_under_qemu_serves_and_keeps_its_log_and_key() {
             .any(|line| line.contains("answered") && line.contains("Decrypt")),
         "no Decrypt was answered for the other image:\n{new_lines}"
     );
+    let other_pcrs = dir.join("other-image.pcrs.json");
+    std::fs::copy(dir.join("eif/pcrs.json"), &other_pcrs).unwrap();
+
+    // --- The upgrade between two real images: the other image admitted by two owners on
+    // the running first image, the key policy rewritten from the log, then the other image
+    // starts on the same store, makes and seals its own log key, and serves. -----------------
+    let stack = QemuStack::start(&dir, &port, &[]).unwrap_or_else(|e| panic!("{e}"));
+    for owner in ["owner2", "owner3"] {
+        stack
+            .govctl(
+                "admin",
+                &[
+                    "keygen",
+                    "--principal",
+                    owner,
+                    "--out",
+                    &format!("{owner}.identity.json"),
+                    "--public-out",
+                    &format!("{owner}.pub"),
+                ],
+            )
+            .expect(0);
+        stack
+            .govctl(
+                "admin",
+                &["principal", "create", owner, "--key", &format!("{owner}.pub")],
+            )
+            .expect(0);
+        stack
+            .govctl(
+                "admin",
+                &[
+                    "role",
+                    "assign",
+                    "--principal",
+                    owner,
+                    "--role",
+                    "Owner",
+                    "--scope",
+                    "/",
+                ],
+            )
+            .expect(0);
+    }
+    let proposed = stack
+        .govctl(
+            "admin",
+            &[
+                "image",
+                "propose",
+                "--pcrs",
+                other_pcrs.to_str().unwrap(),
+                "--justification",
+                "release 2",
+            ],
+        )
+        .expect(0);
+    assert_eq!(proposed.json["outcome"], "pending", "{}", proposed.stdout);
+    let image_change = proposed.json["approval"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a pending image change: {}", proposed.stdout))
+        .to_owned();
+    for owner in ["owner2", "owner3"] {
+        stack
+            .govctl(owner, &["approvals", "approve", &image_change])
+            .expect(0);
+    }
+    stack
+        .govctl("admin", &["audit", "fetch", "--out", "audit-admitted"])
+        .expect(0);
+    stack
+        .govctl(
+            "admin",
+            &[
+                "kms-policy",
+                "--from-log",
+                "audit-admitted",
+                "--genesis-pcrs",
+                pcrs_file.to_str().unwrap(),
+                "--insecure-qemu-attestation",
+                "--key-admin",
+                "arn:aws:iam::111122223333:role/KeyAdmin",
+                "--enclave-role",
+                "arn:aws:iam::111122223333:role/EnclaveInstance",
+                "--out",
+                "kms-policy.json",
+            ],
+        )
+        .expect(0);
+    stack.stop();
+
+    let stack = QemuStack::start(&dir, &port, &[("EA_ENCLAVE_ARGS", "--max-batch 256")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "the admitted second image: up after {:.1} s",
+        stack.up_after.as_secs_f64()
+    );
+    let describe = stack.govctl("admin", &["describe"]).expect(0);
+    assert_eq!(describe.json["phase"], "serving", "{}", describe.stdout);
+    assert_ne!(
+        describe.json["log_key"], log_key,
+        "the second image has a log key of its own"
+    );
+    let other = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(&other_pcrs).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        describe.json["image"]["PCR0"]
+            .as_str()
+            .map(str::to_ascii_lowercase),
+        Some(pcrs_of(&other)[0].1.clone()),
+        "{}",
+        describe.stdout
+    );
+    // Clients go on with the trust file they had.
+    stack
+        .govctl(
+            "owner2",
+            &[
+                "enclave",
+                "create",
+                "/communities/c1/virtualEnclaves/e5",
+                "--address-space",
+                "10.5.0.0/16",
+            ],
+        )
+        .expect(0);
+    stack
+        .govctl("admin", &["audit", "fetch", "--out", "audit-upgraded"])
+        .expect(0);
+    let verified = stack
+        .govctl(
+            "admin",
+            &[
+                "audit",
+                "verify",
+                "audit-upgraded",
+                "--pcrs",
+                pcrs_file.to_str().unwrap(),
+                "--insecure-qemu-attestation",
+            ],
+        )
+        .expect(0);
+    assert!(
+        verified.stdout.contains("image 2:")
+            && verified.stdout.contains(&format!("approval {image_change}")),
+        "audit verify shows both images: {}",
+        verified.stdout
+    );
+    stack.stop();
 }
