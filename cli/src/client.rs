@@ -115,6 +115,32 @@ impl ApiClient {
             .context(context)
     }
 
+    /// POSTs a signed request's envelope (CBOR) to `/v1/requests`: the status, the
+    /// enclave's answer signature (header), and the body's bytes as received.
+    pub async fn post_signed(
+        &self,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(reqwest::StatusCode, Option<String>, Vec<u8>)> {
+        let url = self.url("/v1/requests")?;
+        let response = self.post(url.clone(), "application/cbor", body).await?;
+        let status = response.status();
+        let signature = response
+            .headers()
+            .get(ea_audit::answer::ANSWER_HEADER)
+            .map(|value| {
+                value
+                    .to_str()
+                    .map(str::to_owned)
+                    .context("the answer signature header is not text")
+            })
+            .transpose()?;
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer to POST {url}"))?;
+        Ok((status, signature, body.into()))
+    }
+
     /// POSTs a signed request's envelope (CBOR).
     pub async fn post_cbor(
         &self,

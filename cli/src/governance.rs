@@ -666,8 +666,13 @@ async fn current_principal(args: &RequestArgs, id: &str) -> anyhow::Result<Value
         ),
     });
     let bytes = request::sign(args, &read)?;
+    let mut trust = if args.dangerous_skip_receipts {
+        None
+    } else {
+        Some(crate::trust::Trust::load(&args.trust)?)
+    };
     let client = crate::client::ApiClient::new(&args.endpoint)?;
-    let (status, body) = client.post_cbor("/v1/requests", bytes).await?;
+    let request::Sent { status, body, .. } = request::send(&client, trust.as_mut(), &bytes).await?;
     let principal = body
         .pointer("/result/result/principals/0")
         .cloned()

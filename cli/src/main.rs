@@ -250,7 +250,11 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("govctl: {error:#}");
-            ExitCode::FAILURE
+            if error.downcast_ref::<trust::RolledBack>().is_some() {
+                ExitCode::from(trust::EXIT_ROLLED_BACK)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

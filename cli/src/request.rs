@@ -18,7 +18,8 @@ use base64::Engine as _;
 use ea_audit::receipt::{verify_receipt, ReceiptError};
 use ea_audit::record::Record;
 use ea_ledger::{check_answer_against_records, Answer, ErrorReply, Operation, Reply};
-use ea_protocol::signed::{encode_signed_request, same_signed_request};
+use ea_audit::answer::request_hash;
+use ea_protocol::signed::{decode_signed_request, encode_signed_request, same_signed_request};
 
 use crate::client::{ApiClient, EndpointArgs};
 use crate::identity::{Identity, IdentityArgs};
@@ -69,25 +70,42 @@ pub async fn run(args: &RequestArgs, operation: &Operation) -> anyhow::Result<Ex
         println!("{}", STANDARD.encode(&bytes));
         return Ok(ExitCode::SUCCESS);
     }
+    // The trust file first: a change sent without one could not be checked, and its answer
+    // would be lost.
+    let mut trust = if args.dangerous_skip_receipts {
+        None
+    } else {
+        Some(Trust::load(&args.trust)?)
+    };
     let client = ApiClient::new(&args.endpoint)?;
-    let (status, body) = client.post_cbor("/v1/requests", bytes.clone()).await?;
+    let Sent {
+        status,
+        body,
+        unproven,
+    } = send(&client, trust.as_mut(), &bytes).await?;
     if let Ok(error) = serde_json::from_value::<ErrorReply>(body.clone()) {
         eprintln!(
             "govctl: {status}: {}: {}",
             error.error.code, error.error.message
         );
+        if unproven {
+            eprintln!(
+                "govctl: this answer carries no enclave signature (the proxy's own, or given \
+                 before the enclave serves), so nothing proves it"
+            );
+        }
         return Ok(ExitCode::FAILURE);
     }
     let reply: Reply = serde_json::from_value(body).with_context(|| {
         format!("the service answered {status} with something that is not a reply")
     })?;
-    if args.dangerous_skip_receipts {
-        if !reply.records.is_empty() {
-            eprintln!("govctl: receipts NOT checked (--dangerous-skip-receipts)");
+    match trust.as_mut() {
+        None => {
+            if !reply.records.is_empty() {
+                eprintln!("govctl: receipts NOT checked (--dangerous-skip-receipts)");
+            }
         }
-    } else {
-        let mut trust = Trust::load(&args.trust)?;
-        check(&client, &mut trust, &bytes, &reply).await?;
+        Some(trust) => check(&client, trust, &bytes, &reply).await?,
     }
     if let Some(path) = &args.receipt_out {
         std::fs::write(path, serde_json::to_string_pretty(&reply)?)
@@ -95,6 +113,69 @@ pub async fn run(args: &RequestArgs, operation: &Operation) -> anyhow::Result<Ex
     }
     println!("{}", serde_json::to_string_pretty(&reply.result)?);
     Ok(exit_code(&reply.result))
+}
+
+/// Sends a signed request and returns the answer's status and JSON, after checking the
+/// enclave's signature on it and that its tree extends the one the trust file remembers
+/// (skipped without a trust file: `--dangerous-skip-receipts`). An error answer without a
+/// signature (the proxy's own, or the enclave's before it serves) is returned, marked as
+/// unproven; any other answer without one is refused.
+pub async fn send(
+    client: &ApiClient,
+    trust: Option<&mut Trust>,
+    request: &[u8],
+) -> anyhow::Result<Sent> {
+    let (status, signature, body) = client.post_signed(request.to_vec()).await?;
+    let Some(trust) = trust else {
+        return parse_json(status, &body, false);
+    };
+    let request_hash = match decode_signed_request(request) {
+        Ok(envelope) => request_hash(&envelope.body),
+        Err(_) => request_hash(request),
+    };
+    match signature {
+        Some(header) => {
+            trust
+                .check_answer(client, request_hash, status.as_u16(), &body, &header)
+                .await
+                .map_err(|error| {
+                    if error.downcast_ref::<crate::trust::RolledBack>().is_some() {
+                        error
+                    } else {
+                        error.context(format!(
+                            "govctl refuses the answer ({status}): it is not the enclave's \
+                             answer to this request"
+                        ))
+                    }
+                })?;
+            parse_json(status, &body, false)
+        }
+        None if !status.is_success() => parse_json(status, &body, true),
+        None => anyhow::bail!(
+            "the answer ({status}) carries no enclave signature: the proxy, or something between, \
+             made it; govctl refuses it"
+        ),
+    }
+}
+
+/// An answer to a signed request, its signature checked (unless no trust file was given).
+pub struct Sent {
+    /// The HTTP status.
+    pub status: reqwest::StatusCode,
+    /// The JSON body.
+    pub body: serde_json::Value,
+    /// An error answer without the enclave's signature: nothing proves it.
+    pub unproven: bool,
+}
+
+fn parse_json(status: reqwest::StatusCode, body: &[u8], unproven: bool) -> anyhow::Result<Sent> {
+    let body = serde_json::from_slice(body)
+        .with_context(|| format!("the service answered {status} without a JSON body"))?;
+    Ok(Sent {
+        status,
+        body,
+        unproven,
+    })
 }
 
 /// 3 for a refusal or a deny, 1 for an error answer, 0 otherwise.

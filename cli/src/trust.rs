@@ -21,6 +21,7 @@ use anyhow::{bail, ensure, Context};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ea_attestation::{TrustRoot, VerifyOptions};
+use ea_audit::answer::AnswerSignature;
 use ea_audit::note::{NoteVerifier, PUBLIC_KEY_LEN};
 use ea_audit::record::{Record, RecordKind};
 use ea_audit::verify::AttestationChecker;
@@ -109,6 +110,51 @@ struct TrustFile {
     /// the verified record that admitted it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     images: Vec<TrustedImage>,
+    /// The largest tree this file has seen the enclave sign (in an answer), checked to extend
+    /// every smaller one seen before: later answers must extend it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<RememberedCheckpoint>,
+}
+
+/// A tree head the enclave signed in an answer, kept with that signature as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RememberedCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Tree root (hex).
+    pub root: String,
+    /// The enclave's time when it signed, unix ms.
+    pub time_ms: u64,
+    /// The whole answer signature (`enclave-answer-signature` header) and what it signed
+    /// over, so that a third party can check it: the request hash, status and answer hash.
+    pub signature: String,
+    /// SHA-256 of the signed request's body (hex).
+    pub request_hash: String,
+    /// The answer's HTTP status.
+    pub status: u16,
+    /// SHA-256 of the answer's bytes (hex).
+    pub answer_hash: String,
+}
+
+/// govctl's exit code when the log an answer comes from does not extend the one the trust
+/// file remembers.
+pub const EXIT_ROLLED_BACK: u8 = 4;
+
+/// The log behind the endpoint was rolled back or forked: an answer's signed tree does not
+/// extend the largest one the trust file remembers.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the log was rolled back or forked: {detail}. Both checkpoints, each with the enclave's \
+     signature, are kept as evidence in {}; do not send changes to this endpoint until the \
+     operators explain it",
+    evidence.display()
+)]
+pub struct RolledBack {
+    /// What does not match.
+    pub detail: String,
+    /// The evidence file.
+    pub evidence: PathBuf,
 }
 
 /// Writes a trust file pinning `genesis_hash`, the root (or, with `insecure_qemu`, the
@@ -155,6 +201,7 @@ pub async fn init_pinned(
             allow_debug,
             log_keys: Vec::new(),
             images: Vec::new(),
+            checkpoint: None,
         },
         genesis_hash,
     };
@@ -233,12 +280,29 @@ impl Trust {
         })
     }
 
-    fn save(&self) -> anyhow::Result<()> {
+    fn save(&mut self) -> anyhow::Result<()> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        // Another govctl may have remembered a larger tree meanwhile: keep the larger one.
+        if let Some(on_disk) = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<TrustFile>(&text).ok())
+            .and_then(|file| file.checkpoint)
+        {
+            if self
+                .file
+                .checkpoint
+                .as_ref()
+                .is_none_or(|ours| ours.size < on_disk.size)
+            {
+                self.file.checkpoint = Some(on_disk);
+            }
+        }
         let text = serde_json::to_string_pretty(&self.file)?;
-        let temporary = self.path.with_extension("json.tmp");
+        let temporary = self
+            .path
+            .with_extension(format!("json.{}.tmp", std::process::id()));
         std::fs::write(&temporary, text)
             .with_context(|| format!("writing {}", temporary.display()))?;
         std::fs::rename(&temporary, &self.path)
@@ -360,6 +424,132 @@ impl Trust {
         self.save()
     }
 
+    /// Checks the enclave's signature on an answer to the request whose body hashes to
+    /// `request_hash` (learning the signing key from its attested record if need be), then
+    /// that the signed tree extends the one this file remembers, and remembers it if larger.
+    pub async fn check_answer(
+        &mut self,
+        client: &ApiClient,
+        request_hash: Hash,
+        status: u16,
+        body: &[u8],
+        header: &str,
+    ) -> anyhow::Result<AnswerSignature> {
+        let signature = AnswerSignature::from_header(header)?;
+        self.learn_key(client, signature.key_index).await?;
+        let key = self
+            .file
+            .log_keys
+            .iter()
+            .find(|k| k.index == signature.key_index)
+            .and_then(|k| k.verifier.parse::<NoteVerifier>().ok())
+            .with_context(|| format!("no log key of record {}", signature.key_index))?;
+        let origin = log_origin(&self.genesis_hash);
+        signature.verify(&key, &origin, request_hash, status, body)?;
+        let seen = RememberedCheckpoint {
+            size: signature.size,
+            root: signature.root.to_hex(),
+            time_ms: signature.time_ms,
+            signature: header.to_owned(),
+            request_hash: request_hash.to_hex(),
+            status,
+            answer_hash: ea_audit::hash::sha256(&[body]).to_hex(),
+        };
+        self.remember(client, seen).await?;
+        Ok(signature)
+    }
+
+    /// Holds a signed tree against the remembered one (see [`Trust::check_answer`]).
+    async fn remember(
+        &mut self,
+        client: &ApiClient,
+        seen: RememberedCheckpoint,
+    ) -> anyhow::Result<()> {
+        let Some(kept) = self.file.checkpoint.clone() else {
+            self.file.checkpoint = Some(seen);
+            return self.save();
+        };
+        let kept_root: Hash = kept
+            .root
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the trust file's checkpoint root is not a hash"))?;
+        let seen_root: Hash = seen
+            .root
+            .parse()
+            .map_err(|_| anyhow::anyhow!("an answer's root is not a hash"))?;
+        let (old, new, old_root, new_root) = if seen.size >= kept.size {
+            (kept.size, seen.size, kept_root, seen_root)
+        } else {
+            (seen.size, kept.size, seen_root, kept_root)
+        };
+        if seen.size < kept.size && seen.time_ms > kept.time_ms {
+            // Signed later, yet smaller: the enclave now serves a shorter log.
+            return Err(self.rolled_back(
+                format!(
+                    "the enclave signed a tree of {} records after it had signed one of {}",
+                    seen.size, kept.size
+                ),
+                &kept,
+                &seen,
+            ));
+        }
+        let consistent = if old == new {
+            old_root == new_root
+        } else {
+            let proof = consistency_proof(client, old, new).await?;
+            ea_audit::proof::verify_consistency(old, new, &old_root, &new_root, &proof).is_ok()
+        };
+        if !consistent {
+            return Err(self.rolled_back(
+                format!(
+                    "the tree of {} records does not extend the tree of {} records",
+                    new, old
+                ),
+                &kept,
+                &seen,
+            ));
+        }
+        if seen.size > kept.size {
+            self.file.checkpoint = Some(seen);
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Writes both checkpoints beside the trust file and returns the error that names it.
+    fn rolled_back(
+        &self,
+        detail: String,
+        kept: &RememberedCheckpoint,
+        seen: &RememberedCheckpoint,
+    ) -> anyhow::Error {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let evidence = self
+            .path
+            .with_extension(format!("rollback-{stamp}.json"));
+        let text = serde_json::json!({
+            "log": log_origin(&self.genesis_hash),
+            "genesisHash": self.genesis_hash.to_hex(),
+            "detail": detail,
+            "remembered": kept,
+            "answer": seen,
+            "logKeys": self.file.log_keys,
+        });
+        if let Err(error) = serde_json::to_string_pretty(&text)
+            .map_err(anyhow::Error::from)
+            .and_then(|text| Ok(std::fs::write(&evidence, text)?))
+        {
+            eprintln!(
+                "govctl: could not write the evidence to {}: {error}",
+                evidence.display()
+            );
+        }
+        anyhow::Error::new(RolledBack { detail, evidence })
+    }
+
     /// Learns that the log admitted `image` before record `before`, from the record that
     /// admitted it: an `approval_applied` record whose `ImageAdmitted` event names the image,
     /// whose own attestation document (`user_data` = its record hash) verifies and was made
@@ -435,6 +625,43 @@ impl Trust {
         self.file.images.extend(learnt);
         Ok(())
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyJson {
+    from: u64,
+    to: u64,
+    proof: Vec<String>,
+}
+
+/// The consistency proof between the trees of `old` and `new` records, from the proxy
+/// (checked by the caller against roots the enclave signed).
+async fn consistency_proof(client: &ApiClient, old: u64, new: u64) -> anyhow::Result<Vec<Hash>> {
+    let answer: ConsistencyJson = serde_json::from_value(
+        client
+            .get_json(&format!("/v1/log/consistency?from={old}&to={new}"))
+            .await
+            .with_context(|| format!("fetching the consistency proof from {old} to {new}"))?,
+    )
+    .context("a consistency proof is not {from, to, proof}")?;
+    ensure!(
+        answer.from == old && answer.to == new,
+        "asked for the proof from {old} to {new}, got one from {} to {}",
+        answer.from,
+        answer.to
+    );
+    answer
+        .proof
+        .iter()
+        .map(|node| {
+            let bytes: [u8; 32] = STANDARD
+                .decode(node)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("a proof node is not the base64 of 32 bytes")?;
+            Ok(Hash(bytes))
+        })
+        .collect()
 }
 
 /// What the description says about images: only where to look.

@@ -288,6 +288,7 @@ impl Endpoint {
             pool: Arc::new(pool),
             request_timeout: Duration::from_secs(1),
             log: store,
+            leaves: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -64,6 +64,11 @@ impl LogKey {
         self.public
     }
 
+    /// The key pair that signs answers (ea_audit::answer), made once per run.
+    pub fn answer_signer(&self) -> Result<Ed25519KeyPair, LogKeyError> {
+        Ed25519KeyPair::from_seed_unchecked(self.seed.as_ref()).map_err(|_| LogKeyError::Seed)
+    }
+
     /// A checkpoint signer under the log's origin.
     pub fn signer(&self, origin: &str) -> Result<NoteSigner, NoteError> {
         let pair = Ed25519KeyPair::from_seed_unchecked(self.seed.as_ref())

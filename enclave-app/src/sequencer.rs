@@ -120,6 +120,8 @@ pub struct Committed<R> {
     pub reply: R,
     /// One receipt per record the request appended, in order.
     pub receipts: Vec<Receipt>,
+    /// The durable tree (size, root) the answer was decided at: what its signature names.
+    pub head: (u64, Hash),
 }
 
 /// Why a request got no committed reply.
@@ -230,6 +232,18 @@ struct Job<A: Application> {
 pub struct Sequencer<A: Application> {
     jobs: mpsc::Sender<Job<A>>,
     condition: Shared,
+    head: DurableHead,
+}
+
+/// The last tree acknowledged as durable, for answers given outside the sequencer
+/// (refusals before a request reaches it).
+type DurableHead = Arc<std::sync::RwLock<(u64, Hash)>>;
+
+fn set_head(slot: &DurableHead, head: (u64, Hash)) {
+    match slot.write() {
+        Ok(mut current) => *current = head,
+        Err(poisoned) => *poisoned.into_inner() = head,
+    }
 }
 
 impl<A: Application> Clone for Sequencer<A> {
@@ -237,6 +251,7 @@ impl<A: Application> Clone for Sequencer<A> {
         Self {
             jobs: self.jobs.clone(),
             condition: self.condition.clone(),
+            head: self.head.clone(),
         }
     }
 }
@@ -300,6 +315,7 @@ impl<A: Application> Sequencer<A> {
         let (jobs, queue) = mpsc::channel(config.queue.max(1));
         let acknowledged = Acknowledged::of(&log);
         let shared = Shared::default();
+        let head: DurableHead = Arc::new(std::sync::RwLock::new(log.durable_head()));
         let worker = Worker {
             app,
             log,
@@ -309,11 +325,13 @@ impl<A: Application> Sequencer<A> {
             config,
             acknowledged,
             condition: shared.clone(),
+            head: head.clone(),
         };
         tokio::spawn(worker.run(queue));
         Self {
             jobs,
             condition: shared,
+            head,
         }
     }
 
@@ -333,6 +351,14 @@ impl<A: Application> Sequencer<A> {
         match condition(&self.condition) {
             Condition::Failed(why) => Some(why),
             Condition::Serving | Condition::Rebuilding(_) => None,
+        }
+    }
+
+    /// The last tree acknowledged as durable (size, root).
+    pub fn durable_head(&self) -> (u64, Hash) {
+        match self.head.read() {
+            Ok(head) => *head,
+            Err(poisoned) => *poisoned.into_inner(),
         }
     }
 
@@ -357,6 +383,7 @@ struct Worker<A: Application> {
     /// The tree acknowledged as durable in this run (or taken up in a rebuild).
     acknowledged: Acknowledged,
     condition: Shared,
+    head: DurableHead,
 }
 
 /// How a rebuild ended.
@@ -552,6 +579,8 @@ impl<A: Application> Worker<A> {
     fn finish(&mut self, decided: Vec<Decided<A>>, checkpoint: &str, size: u64, poisoned: bool) {
         self.log.mark_durable(size);
         self.acknowledged.advance(&self.log);
+        let head = self.log.durable_head();
+        set_head(&self.head, head);
         if !poisoned {
             self.app.committed();
         }
@@ -565,6 +594,7 @@ impl<A: Application> Worker<A> {
                 .map(|receipts| Committed {
                     reply: d.answer,
                     receipts,
+                    head,
                 })
                 .map_err(|e| SequencerError::Log(e.to_string()));
             let _ = d.reply.send(outcome);
@@ -604,6 +634,7 @@ impl<A: Application> Worker<A> {
                     // The enclave goes on from this log, and signs checkpoints that extend it:
                     // from now on it vouches for all of it.
                     self.acknowledged = Acknowledged::of(&self.log);
+                    set_head(&self.head, self.log.durable_head());
                     self.app.committed();
                     set_condition(&self.condition, Condition::Serving);
                     tracing::info!(

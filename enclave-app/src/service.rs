@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use ciborium::Value;
 use ea_attestation::{Nsm, TrustRoot, VerifyOptions};
 use ea_audit::record::{record_hash_from, Record, RecordFields, RecordKind, MAX_RECORD_LEN};
+use ea_audit::answer::{AnswerSignature, AnswerStatement};
 use ea_audit::{log_origin, Hash, LogError, LogErrorKind, MerkleTree};
 use ea_ledger::{
     request_error_status, DocumentChecker, ErrorReply, Genesis, Ledger, RecordProof, Rejected,
@@ -99,6 +100,55 @@ struct Serving {
     genesis_hash: Hash,
     log_key_index: u64,
     log_key: String,
+    answers: AnswerSigner,
+}
+
+/// Signs answers with the log key (ea_audit::answer), naming the record that attests it.
+struct AnswerSigner {
+    pair: ring::signature::Ed25519KeyPair,
+    origin: String,
+    key_index: u64,
+}
+
+impl AnswerSigner {
+    /// Signs an `Api` answer to the request of `request_hash`, decided at `head`; other
+    /// responses pass unchanged.
+    fn sign(
+        &self,
+        response: EnclaveResponse,
+        request_hash: Hash,
+        head: (u64, Hash),
+        time_ms: u64,
+    ) -> EnclaveResponse {
+        let EnclaveResponse::Api { status, body, .. } = response else {
+            return response;
+        };
+        let (size, root) = head;
+        let statement = AnswerStatement {
+            origin: &self.origin,
+            request_hash,
+            status,
+            body: &body,
+            size,
+            root,
+            time_ms,
+        };
+        let mut signature = [0u8; ea_audit::note::SIGNATURE_LEN];
+        signature.copy_from_slice(self.pair.sign(&statement.message()).as_ref());
+        let header = AnswerSignature {
+            size,
+            root,
+            time_ms,
+            key_index: self.key_index,
+            signature,
+        }
+        .to_header();
+        EnclaveResponse::Api {
+            status,
+            body,
+            signature: Some(header),
+        }
+    }
 }
 
 /// Everything a rebuild from the log needs: at start, and in the sequencer after a failed
@@ -273,6 +323,7 @@ fn api(status: u16, body: &impl serde::Serialize) -> EnclaveResponse {
         Ok(()) => EnclaveResponse::Api {
             status,
             body: ByteBuf::from(json),
+            signature: None,
         },
         Err(error) => EnclaveResponse::Error(ea_protocol::ErrorReply::new(
             ea_protocol::ErrorCode::Internal,
@@ -456,7 +507,7 @@ impl Service {
         let start_index = self.append_start(&mut log, &mut ledger, &key, &genesis_hash)?;
         self.commit(&mut log).await?;
         let app = self.rebuilder.application(ledger, &log);
-        Ok(self.serve(app, log, key, genesis_hash, start_index))
+        self.serve(app, log, key, genesis_hash, start_index)
     }
 
     /// Appends this start's `enclave_start` record and replays it into the ledger (which
@@ -555,8 +606,13 @@ impl Service {
         key: LogKey,
         genesis_hash: Hash,
         log_key_index: u64,
-    ) -> Arc<Serving> {
+    ) -> anyhow::Result<Arc<Serving>> {
         let log_key = log.verifier().to_string();
+        let answers = AnswerSigner {
+            pair: key.answer_signer()?,
+            origin: log.origin().to_owned(),
+            key_index: log_key_index,
+        };
         let key = Arc::new(key);
         let rebuilder = self.rebuilder.clone();
         let recover: Recover<LedgerApp> = Arc::new(move || {
@@ -572,12 +628,13 @@ impl Service {
             recover,
             self.config.sequencer,
         );
-        Arc::new(Serving {
+        Ok(Arc::new(Serving {
             sequencer,
             genesis_hash,
             log_key_index,
             log_key,
-        })
+            answers,
+        }))
     }
 
     /// Health: `ok` only when serving.
@@ -714,7 +771,7 @@ impl Service {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let app = self.rebuilder.application(ledger, &log);
-        Ok((self.serve(app, log, key, genesis_hash, start_index), proofs))
+        Ok((self.serve(app, log, key, genesis_hash, start_index)?, proofs))
     }
 
     /// A client's signed request: authenticated here, decided in log order, answered once
@@ -722,18 +779,40 @@ impl Service {
     pub async fn signed(&self, bytes: &[u8]) -> EnclaveResponse {
         let serving = match self.phase() {
             Phase::Serving(serving) => serving,
-            phase => {
-                return api_error(
-                    503,
-                    "enclave_not_ready",
-                    format!(
-                        "the enclave is {}: {}",
-                        phase.name(),
-                        phase.detail().unwrap_or_default()
-                    ),
-                )
-            }
+            phase => return self.answer_unserved(&phase),
         };
+        // What the principal signed names the request, whatever the envelope around it.
+        let request_hash = match ea_protocol::signed::decode_signed_request(bytes) {
+            Ok(request) => ea_audit::answer::request_hash(&request.body),
+            Err(_) => ea_audit::answer::request_hash(bytes),
+        };
+        let (response, head) = self.answer_signed(&serving, bytes).await;
+        let head = head.unwrap_or_else(|| serving.sequencer.durable_head());
+        serving
+            .answers
+            .sign(response, request_hash, head, (self.config.clock)())
+    }
+
+    /// The 503 of a request that came before the enclave serves: nothing can sign it yet.
+    fn answer_unserved(&self, phase: &Phase) -> EnclaveResponse {
+        api_error(
+            503,
+            "enclave_not_ready",
+            format!(
+                "the enclave is {}: {}",
+                phase.name(),
+                phase.detail().unwrap_or_default()
+            ),
+        )
+    }
+
+    /// The answer to a signed request, and the tree it was decided at when the sequencer
+    /// decided it (otherwise the caller takes the durable tree of the moment).
+    async fn answer_signed(
+        &self,
+        serving: &Serving,
+        bytes: &[u8],
+    ) -> (EnclaveResponse, Option<(u64, Hash)>) {
         let directory = match self.directory.read() {
             Ok(directory) => directory.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -742,11 +821,8 @@ impl Service {
         let request = match directory.authenticate_with(bytes, now, Some(&self.key_tables)) {
             Ok(request) => request,
             Err(error) => {
-                return api_error(
-                    request_error_status(error.code()),
-                    error.code(),
-                    error.to_string(),
-                )
+                let status = request_error_status(error.code());
+                return (api_error(status, error.code(), error.to_string()), None);
             }
         };
         match serving.sequencer.submit(request).await {
@@ -758,7 +834,7 @@ impl Service {
                     SequencerError::Log(_) => "internal",
                     SequencerError::Failed(_) => "enclave_not_ready",
                 };
-                api_error(503, code, error.to_string())
+                (api_error(503, code, error.to_string()), None)
             }
             Ok(Committed {
                 reply:
@@ -766,11 +842,15 @@ impl Service {
                         answer: Err(Rejected::Request(error)),
                         ..
                     },
+                head,
                 ..
-            }) => api_error(
-                request_error_status(error.code()),
-                error.code(),
-                error.to_string(),
+            }) => (
+                api_error(
+                    request_error_status(error.code()),
+                    error.code(),
+                    error.to_string(),
+                ),
+                Some(head),
             ),
             Ok(Committed {
                 reply:
@@ -778,8 +858,9 @@ impl Service {
                         answer: Err(error @ Rejected::Clock(_)),
                         ..
                     },
+                head,
                 ..
-            }) => api_error(503, "clock", error.to_string()),
+            }) => (api_error(503, "clock", error.to_string()), Some(head)),
             Ok(Committed {
                 reply:
                     AppReply {
@@ -787,6 +868,7 @@ impl Service {
                         records,
                     },
                 receipts,
+                head,
             }) => {
                 let status = answer.status();
                 let records: Vec<RecordProof> = records
@@ -799,7 +881,7 @@ impl Service {
                     log_key_index: (!records.is_empty()).then_some(serving.log_key_index),
                     records,
                 };
-                api(status, &reply)
+                (api(status, &reply), Some(head))
             }
         }
     }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The durable log store, read by the export routes (`crate::log_routes`).
     pub log: SharedLogStore,
+    /// The log's leaf hashes, for consistency proofs.
+    pub leaves: crate::log_routes::LeafCache,
 }
 
 impl AppState {

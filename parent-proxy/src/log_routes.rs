@@ -10,7 +10,11 @@
 //!   of `[A, B)`, at most [`MAX_PAGE`] and about [`MAX_PAGE_BYTES`] per page (at least one
 //!   record when `A` exists), so a page may end before `B`; `to` is optional;
 //! - `GET /v1/log/checkpoints?from_size=N` → `{"checkpoints": [{"size", "checkpoint"}, ...]}`:
-//!   checkpoints of size at least `N` (default 0), at most [`MAX_PAGE`], by increasing size.
+//!   checkpoints of size at least `N` (default 0), at most [`MAX_PAGE`], by increasing size;
+//! - `GET /v1/log/consistency?from=A&to=B` → `{"from": A, "to": B, "proof": ["<base64>", ...]}`:
+//!   the RFC 9162 consistency proof between the trees of sizes `A` and `B` (`A <= B`), 404
+//!   when the log holds fewer than `B` records. Clients check it against the roots they hold
+//!   signed; the proxy keeps the leaf hashes in memory ([`LeafCache`]) to answer quickly.
 //!
 //! Bad query parameters get a 400 JSON error; a failing store a 503.
 
@@ -22,6 +26,11 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+
+use std::sync::{Arc, Mutex};
+
+use ea_audit::hash::leaf_hash;
+use ea_audit::MerkleTree;
 
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -40,6 +49,71 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/records", get(records))
         .route("/v1/log/checkpoints", get(checkpoints))
+        .route("/v1/log/consistency", get(consistency))
+}
+
+/// The log's leaf hashes, read from the store once and extended as clients ask for larger
+/// trees (about 34 bytes per record: ea_audit's tree). Records never change once stored, so
+/// what was read stays right; a store replaced under a running proxy is not supported
+/// anyway (restoring restarts it).
+#[derive(Clone, Default)]
+pub struct LeafCache(Arc<Mutex<MerkleTree>>);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ConsistencyJson {
+    from: u64,
+    to: u64,
+    proof: Vec<String>,
+}
+
+async fn consistency(
+    State(state): State<AppState>,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<ConsistencyJson>, ApiError> {
+    let Query(ConsistencyQuery { from, to }) = query.map_err(|r| bad_query(&r))?;
+    if from > to {
+        return Err(ApiError::bad_request(format!(
+            "`from` ({from}) is past `to` ({to}): a consistency proof goes from the smaller tree"
+        )));
+    }
+    let leaves = state.leaves.clone();
+    let proof = read(&state, move |store| {
+        let mut tree = match leaves.0.lock() {
+            Ok(tree) => tree,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        while tree.size() < to {
+            let missing = usize::try_from(to - tree.size()).unwrap_or(usize::MAX);
+            let page = store.read_records(tree.size(), missing.min(MAX_PAGE as usize), MAX_PAGE_BYTES)?;
+            if page.is_empty() {
+                break;
+            }
+            for record in &page {
+                tree.push(leaf_hash(record));
+            }
+        }
+        Ok((tree.size(), tree.consistency_proof(from, to)))
+    })
+    .await?;
+    match proof {
+        (_, Ok(proof)) => Ok(Json(ConsistencyJson {
+            from,
+            to,
+            proof: proof.path.iter().map(|hash| STANDARD.encode(hash.as_bytes())).collect(),
+        })),
+        (size, Err(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "beyond_the_log",
+            format!("the log holds {size} records, fewer than {to}"),
+        )),
+    }
 }
 
 /// A checkpoint in JSON.

@@ -262,6 +262,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pool: Arc::new(pool),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         log,
+        leaves: Default::default(),
     };
     let limits = HttpLimits {
         max_body_bytes: args.max_body_bytes,

@@ -52,17 +52,31 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/images", get(read(ReadKind::Images)))
 }
 
-/// Relays an enclave answer: its status and JSON body unchanged.
+/// Relays an enclave answer: its status and JSON body unchanged, and the enclave's
+/// signature over them in the `enclave-answer-signature` header.
 fn relay(response: EnclaveResponse) -> Result<Response, ApiError> {
     match response {
-        EnclaveResponse::Api { status, body } => {
+        EnclaveResponse::Api {
+            status,
+            body,
+            signature,
+        } => {
             let status = StatusCode::from_u16(status).map_err(|_| {
                 ApiError::bad_gateway(format!("the enclave answered HTTP status {status}"))
             })?;
+            let signature = signature
+                .map(|value| {
+                    HeaderValue::from_str(&value).map_err(|_| {
+                        ApiError::bad_gateway("the enclave's answer signature is not a header value")
+                    })
+                })
+                .transpose()?;
             let mut response = (status, body.into_vec()).into_response();
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if let Some(signature) = signature {
+                headers.insert(ea_audit::answer::ANSWER_HEADER, signature);
+            }
             Ok(response)
         }
         other => Err(ApiError::bad_gateway(format!(

@@ -41,6 +41,7 @@ fn state(log: Arc<dyn LogStore>) -> AppState {
         pool: Arc::new(pool),
         request_timeout: Duration::from_secs(1),
         log,
+        leaves: Default::default(),
     }
 }
 

@@ -86,7 +86,7 @@ fn replies(frames: &[Frame], connection: u64, id: u64) -> Vec<(u16, Value)> {
         .filter_map(|f| f.decode::<EnclaveResponse>())
         .filter(|e| e.id == id)
         .filter_map(|e| match e.body {
-            EnclaveResponse::Api { status, body } => {
+            EnclaveResponse::Api { status, body, .. } => {
                 Some((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
             }
             _ => None,
@@ -104,7 +104,7 @@ fn inject(h: &HostileDeployment, body: &[u8]) -> Option<EnclaveResponse> {
 
 fn api_code(response: &Option<EnclaveResponse>) -> (u16, String) {
     match response {
-        Some(EnclaveResponse::Api { status, body }) => {
+        Some(EnclaveResponse::Api { status, body, .. }) => {
             let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let code = body["error"]["code"]
                 .as_str()
@@ -876,12 +876,17 @@ fn govctl_refuses_answers_the_parent_rewrote_around_genuine_receipts() {
         h.api.set(move |frame| {
             if frame.from == Side::Server {
                 if let Some(envelope) = frame.decode::<EnclaveResponse>() {
-                    if let EnclaveResponse::Api { body, .. } = &envelope.body {
+                    if let EnclaveResponse::Api {
+                        body, signature, ..
+                    } = &envelope.body
+                    {
                         let mut json: Value = serde_json::from_slice(body).unwrap();
                         if forge(&mut json) {
+                            // The forger keeps the enclave's signature: it cannot make one.
                             let forged = EnclaveResponse::Api {
                                 status: 200,
                                 body: ByteBuf::from(serde_json::to_vec(&json).unwrap()),
+                                signature: signature.clone(),
                             };
                             return Action::Replace(message(envelope.id, &forged));
                         }
@@ -910,11 +915,7 @@ fn govctl_refuses_answers_the_parent_rewrote_around_genuine_receipts() {
         json["result"] = json!({"outcome": "applied", "command": "createPrincipal", "events": []});
         true
     });
-    refused(
-        "outsider",
-        "forged-success",
-        "the answer is not the one the enclave recorded",
-    );
+    refused("outsider", "forged-success", "not the enclave's answer");
 
     // One byte of the record changed: its receipt no longer proves it.
     rewrite(|json| {
@@ -929,22 +930,28 @@ fn govctl_refuses_answers_the_parent_rewrote_around_genuine_receipts() {
         json["records"][0]["record"] = json!(engine.encode(bytes));
         true
     });
-    refused("admin", "corrupted-record", "record");
+    refused("admin", "corrupted-record", "not the enclave's answer");
 
     // The genuine answer to one request, handed back for the next.
-    let first_answer = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+    let first_answer = std::sync::Arc::new(std::sync::Mutex::new(None::<(Vec<u8>, Option<String>)>));
     let keep = first_answer.clone();
     h.api.set(move |frame| {
         if frame.from == Side::Server {
             if let Some(envelope) = frame.decode::<EnclaveResponse>() {
-                if let EnclaveResponse::Api { status: 200, body } = &envelope.body {
+                if let EnclaveResponse::Api {
+                    status: 200,
+                    body,
+                    signature,
+                } = &envelope.body
+                {
                     let mut kept = keep.lock().unwrap();
                     match kept.as_ref() {
-                        None => *kept = Some(body.to_vec()),
-                        Some(old) => {
+                        None => *kept = Some((body.to_vec(), signature.clone())),
+                        Some((old, old_signature)) => {
                             let replayed = EnclaveResponse::Api {
                                 status: 200,
                                 body: ByteBuf::from(old.clone()),
+                                signature: old_signature.clone(),
                             };
                             return Action::Replace(message(envelope.id, &replayed));
                         }
@@ -956,7 +963,7 @@ fn govctl_refuses_answers_the_parent_rewrote_around_genuine_receipts() {
     });
     d.govctl("admin", &["principal", "create", "first"])
         .expect(0);
-    refused("admin", "second", "does not carry this request");
+    refused("admin", "second", "not the enclave's answer to this request");
 
     // An honest parent again: govctl goes back to printing success.
     h.api.faithful();

@@ -188,6 +188,10 @@ fn an_upgrade_under_load_keeps_every_change_and_clients_keep_their_trust_file() 
     assert!(admitted["record"].as_u64().is_some());
     std::thread::sleep(Duration::from_millis(500));
 
+    // A client's trust file as it was before the upgrade.
+    let trust_before = d.stack.dir.path().join("trust-before-the-upgrade.json");
+    std::fs::copy(&d.trust, &trust_before).unwrap();
+
     // The old enclave stops; the new image starts on the same store, under load.
     switch_image(&mut d, &new, &[]);
     d.wait_serving(Duration::from_secs(60));
@@ -229,6 +233,7 @@ fn an_upgrade_under_load_keeps_every_change_and_clients_keep_their_trust_file() 
 
     // A client goes on with the trust file it had: it learns the new key and image from the
     // verified records that attest and admit them.
+    std::fs::copy(&trust_before, &d.trust).unwrap();
     let before = std::fs::read_to_string(&d.trust).unwrap();
     assert!(!before.contains("admittedBy"), "{before}");
     d.govctl("owner3", &["principal", "create", "after-the-upgrade"])

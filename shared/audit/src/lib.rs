@@ -59,6 +59,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod hash;

@@ -57,6 +57,11 @@ pub enum EnclaveResponse {
         status: u16,
         /// The JSON body.
         body: ByteBuf,
+        /// The log key's signature over the answer (the `enclave-answer-signature` header
+        /// value, ea_audit::answer), on every answer to a signed request while the enclave
+        /// serves; the proxy passes it on as that header.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     },
     /// The request failed.
     Error(ErrorReply),
@@ -256,6 +261,7 @@ mod tests {
             EnclaveResponse::Api {
                 status: 200,
                 body: ByteBuf::from(b"{}".to_vec()),
+                signature: None,
             },
             EnclaveResponse::Error(ErrorReply::new(crate::ErrorCode::Internal, "x")),
         ] {
