@@ -82,6 +82,13 @@ struct VerifyArgs {
     /// or truncated by whoever kept it.
     #[arg(long = "receipt", value_name = "FILE")]
     receipts: Vec<PathBuf>,
+    /// A checkpoint kept earlier that the log must extend (repeatable): a signed checkpoint
+    /// note (as `GET /v1/log/checkpoint` serves it, the note alone or that JSON), or a govctl
+    /// trust file (the largest tree it remembers). Its signature must verify with one of the
+    /// log's attested keys, and the log's tree at that size must have its root; otherwise the
+    /// log was rolled back or forked since.
+    #[arg(long = "since", value_name = "CHECKPOINT")]
+    since: Vec<PathBuf>,
     /// Also measure the signature floor: verify the embedded requests' signatures again,
     /// alone, chunk by chunk in the same run, and report verification's rate as a ratio of
     /// that (about doubles the run time; the floor's checks are not counted in the

@@ -60,6 +60,27 @@ impl ApiClient {
         Self::json_or_error(response).await
     }
 
+    /// GETs `path` like [`ApiClient::get_json`], with what the proxy says proves the answer
+    /// (the `enclave-answer-proof` header of the unsigned routes).
+    pub async fn get_json_and_proof(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<(serde_json::Value, Option<String>)> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let proof = response
+            .headers()
+            .get("enclave-answer-proof")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Ok((Self::json_or_error(response).await?, proof))
+    }
+
     /// POSTs `body` with `content_type` and returns the status and the JSON body, error
     /// bodies included (the caller reads the enclave's error codes).
     pub async fn post_bytes(

@@ -12,7 +12,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = ApiClient::new(&args.endpoint)?;
-    let health = client.get_json("/v1/health").await?;
+    let (health, proof) = client.get_json_and_proof("/v1/health").await?;
+    say_what_proves(proof);
     println!("{}", serde_json::to_string_pretty(&health)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -22,7 +23,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// binding is checked through attestation and receipts.
 pub async fn describe(args: Args) -> anyhow::Result<ExitCode> {
     let client = ApiClient::new(&args.endpoint)?;
-    let description = client.get_json("/v1/enclave").await?;
+    let (description, proof) = client.get_json_and_proof("/v1/enclave").await?;
+    say_what_proves(proof);
     if description.get("nsm").and_then(|nsm| nsm.as_str()) == Some("device-insecure-qemu") {
         eprintln!(
             "govctl: WARNING: the enclave runs under QEMU in the insecure mode \
@@ -32,4 +34,10 @@ pub async fn describe(args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("{}", serde_json::to_string_pretty(&description)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Health and the description are not signed: say so, as the proxy states it.
+fn say_what_proves(proof: Option<String>) {
+    let proof = proof.unwrap_or_else(|| "none: unsigned, relayed by the parent".to_owned());
+    eprintln!("govctl: proven by {proof}");
 }

@@ -15,10 +15,10 @@ use std::process::ExitCode;
 use anyhow::{ensure, Context};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use ea_audit::answer::request_hash;
 use ea_audit::receipt::{verify_receipt, ReceiptError};
 use ea_audit::record::Record;
 use ea_ledger::{check_answer_against_records, Answer, ErrorReply, Operation, Reply};
-use ea_audit::answer::request_hash;
 use ea_protocol::signed::{decode_signed_request, encode_signed_request, same_signed_request};
 
 use crate::client::{ApiClient, EndpointArgs};
@@ -122,9 +122,12 @@ pub async fn run(args: &RequestArgs, operation: &Operation) -> anyhow::Result<Ex
 /// unproven; any other answer without one is refused.
 pub async fn send(
     client: &ApiClient,
-    trust: Option<&mut Trust>,
+    mut trust: Option<&mut Trust>,
     request: &[u8],
 ) -> anyhow::Result<Sent> {
+    if let Some(trust) = trust.as_deref_mut() {
+        trust.check_before_sending(client).await?;
+    }
     let (status, signature, body) = client.post_signed(request.to_vec()).await?;
     let Some(trust) = trust else {
         return parse_json(status, &body, false);

@@ -299,6 +299,11 @@ impl Trust {
                 self.file.checkpoint = Some(on_disk);
             }
         }
+        self.write()
+    }
+
+    /// Writes the file as it is in memory (atomically: a temporary file, then a rename).
+    fn write(&self) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(&self.file)?;
         let temporary = self
             .path
@@ -459,6 +464,89 @@ impl Trust {
         Ok(signature)
     }
 
+    /// Before a request is sent: the log's latest checkpoint, as the proxy serves it, must
+    /// extend the remembered tree, so that a change is not sent to a log that was rolled back
+    /// or forked (the answer's own tree is checked again afterwards). A checkpoint signed by a
+    /// key this file does not know yet (a restarted enclave) is left to that later check.
+    pub async fn check_before_sending(&mut self, client: &ApiClient) -> anyhow::Result<()> {
+        let Some(kept) = self.file.checkpoint.clone() else {
+            return Ok(());
+        };
+        let latest = client
+            .get_json("/v1/log/checkpoint")
+            .await
+            .context("reading the log's latest checkpoint")?;
+        let note = latest
+            .get("checkpoint")
+            .and_then(serde_json::Value::as_str)
+            .context("the latest checkpoint is not {size, checkpoint}")?;
+        let origin = log_origin(&self.genesis_hash);
+        let mut verified =
+            ea_audit::checkpoint::open_checkpoint(note, &self.verifiers(), Some(&origin));
+        if verified.is_err() {
+            // Perhaps a key this file has not seen (the enclave restarted): the description
+            // names the record that attests the current key; that record is checked.
+            let index = client
+                .get_json("/v1/enclave")
+                .await
+                .ok()
+                .and_then(|d| d.get("log_key_index").and_then(serde_json::Value::as_u64));
+            if let Some(index) = index {
+                if self.learn_key(client, index).await.is_ok() {
+                    verified = ea_audit::checkpoint::open_checkpoint(
+                        note,
+                        &self.verifiers(),
+                        Some(&origin),
+                    );
+                }
+            }
+        }
+        let Ok(verified) = verified else {
+            return Ok(());
+        };
+        let checkpoint = verified.checkpoint();
+        let kept_root: Hash = kept
+            .root
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the trust file's checkpoint root is not a hash"))?;
+        let consistent = if checkpoint.size < kept.size {
+            false
+        } else if checkpoint.size == kept.size {
+            checkpoint.root == kept_root
+        } else {
+            let proof = consistency_proof(client, kept.size, checkpoint.size).await?;
+            ea_audit::proof::verify_consistency(
+                kept.size,
+                checkpoint.size,
+                &kept_root,
+                &checkpoint.root,
+                &proof,
+            )
+            .is_ok()
+        };
+        if consistent {
+            return Ok(());
+        }
+        let seen = RememberedCheckpoint {
+            size: checkpoint.size,
+            root: checkpoint.root.to_hex(),
+            time_ms: 0,
+            signature: note.to_owned(),
+            request_hash: String::new(),
+            status: 0,
+            answer_hash: String::new(),
+        };
+        Err(self.rolled_back(
+            format!(
+                "the log's latest signed checkpoint ({} records) does not extend the tree of {} \
+                 records this file remembers; nothing was sent",
+                checkpoint.size, kept.size
+            ),
+            &kept,
+            &seen,
+        ))
+    }
+
     /// Holds a signed tree against the remembered one (see [`Trust::check_answer`]).
     async fn remember(
         &mut self,
@@ -527,9 +615,7 @@ impl Trust {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or_default();
-        let evidence = self
-            .path
-            .with_extension(format!("rollback-{stamp}.json"));
+        let evidence = self.path.with_extension(format!("rollback-{stamp}.json"));
         let text = serde_json::json!({
             "log": log_origin(&self.genesis_hash),
             "genesisHash": self.genesis_hash.to_hex(),
@@ -697,6 +783,10 @@ enum TrustCommand {
     Init(InitArgs),
     /// Print the trust file.
     Show(TrustArgs),
+    /// Forget the largest checkpoint this file remembers, once the operators have explained
+    /// why the log no longer extends it (a backup restored: the changes made after it are
+    /// lost). The evidence files written beside the trust file stay.
+    ForgetCheckpoint(TrustArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -750,6 +840,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 crate::attestation::warn_insecure_qemu();
             }
             println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustCommand::ForgetCheckpoint(args) => {
+            let mut trust = Trust::load(&args)?;
+            match trust.file.checkpoint.take() {
+                Some(kept) => {
+                    trust.write()?;
+                    eprintln!(
+                        "govctl: forgot the checkpoint of size {} (root {}); the next answer's \
+                         tree is remembered instead",
+                        kept.size, kept.root
+                    );
+                }
+                None => eprintln!("govctl: {} remembers no checkpoint", trust.path.display()),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use ciborium::Value;
 use ea_attestation::{Nsm, TrustRoot, VerifyOptions};
-use ea_audit::record::{record_hash_from, Record, RecordFields, RecordKind, MAX_RECORD_LEN};
 use ea_audit::answer::{AnswerSignature, AnswerStatement};
+use ea_audit::record::{record_hash_from, Record, RecordFields, RecordKind, MAX_RECORD_LEN};
 use ea_audit::{log_origin, Hash, LogError, LogErrorKind, MerkleTree};
 use ea_ledger::{
     request_error_status, DocumentChecker, ErrorReply, Genesis, Ledger, RecordProof, Rejected,
@@ -771,7 +771,10 @@ impl Service {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let app = self.rebuilder.application(ledger, &log);
-        Ok((self.serve(app, log, key, genesis_hash, start_index)?, proofs))
+        Ok((
+            self.serve(app, log, key, genesis_hash, start_index)?,
+            proofs,
+        ))
     }
 
     /// A client's signed request: authenticated here, decided in log order, answered once

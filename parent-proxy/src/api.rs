@@ -6,10 +6,11 @@ use std::time::Duration;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::Uri;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
-use ea_protocol::{Description, EnclaveRequest, EnclaveResponse, HealthReport};
+use ea_protocol::{Description, EnclaveRequest, EnclaveResponse};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -51,6 +52,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What proves an answer of the unsigned routes (docs/api.md): answers to signed requests
+/// carry the enclave's signature instead (`enclave-answer-signature`).
+pub const PROOF_HEADER: &str = "enclave-answer-proof";
+const HEALTH_PROOF: &str =
+    "none: unsigned, relayed by the parent; the signed answer to a request proves the enclave serves";
+const DESCRIBE_PROOF: &str =
+    "none: unsigned, relayed by the parent; hints only, govctl checks the records they name";
+const ATTESTATION_PROOF: &str =
+    "the document itself: COSE_Sign1 chained to the attestation root, with your nonce inside";
+
 fn unexpected(response: &EnclaveResponse) -> ApiError {
     ApiError::bad_gateway(format!(
         "the enclave answered with an unexpected message: {response:?}"
@@ -59,9 +70,11 @@ fn unexpected(response: &EnclaveResponse) -> ApiError {
 
 /// 200 only when the enclave serves; while it starts, waits for its genesis or has failed
 /// to verify its log, 503 with its phase and why.
-async fn health(State(state): State<AppState>) -> Result<Json<HealthReport>, ApiError> {
+async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     match state.ask(EnclaveRequest::Health).await? {
-        EnclaveResponse::Health(report) if report.status == "ok" => Ok(Json(report)),
+        EnclaveResponse::Health(report) if report.status == "ok" => {
+            Ok(([(PROOF_HEADER, HEALTH_PROOF)], Json(report)))
+        }
         EnclaveResponse::Health(report) => Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "enclave_not_ready",
@@ -75,9 +88,12 @@ async fn health(State(state): State<AppState>) -> Result<Json<HealthReport>, Api
     }
 }
 
-async fn describe(State(state): State<AppState>) -> Result<Json<Description>, ApiError> {
+async fn describe(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     match state.ask(EnclaveRequest::Describe).await? {
-        EnclaveResponse::Describe(description) => Ok(Json(description)),
+        EnclaveResponse::Describe(description) => Ok((
+            [(PROOF_HEADER, DESCRIBE_PROOF)],
+            Json::<Description>(description),
+        )),
         other => Err(unexpected(&other)),
     }
 }
@@ -96,7 +112,7 @@ struct AttestationReply {
 async fn attestation(
     State(state): State<AppState>,
     query: Result<Query<AttestationQuery>, QueryRejection>,
-) -> Result<Json<AttestationReply>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let nonce = match query.nonce {
         Some(text) => Some(ByteBuf::from(
@@ -105,9 +121,12 @@ async fn attestation(
         None => None,
     };
     match state.ask(EnclaveRequest::Attestation { nonce }).await? {
-        EnclaveResponse::Attestation { document } => Ok(Json(AttestationReply {
-            document: base64::engine::general_purpose::STANDARD.encode(document),
-        })),
+        EnclaveResponse::Attestation { document } => Ok((
+            [(PROOF_HEADER, ATTESTATION_PROOF)],
+            Json(AttestationReply {
+                document: base64::engine::general_purpose::STANDARD.encode(document),
+            }),
+        )),
         other => Err(unexpected(&other)),
     }
 }

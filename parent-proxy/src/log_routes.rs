@@ -91,7 +91,8 @@ async fn consistency(
         };
         while tree.size() < to {
             let missing = usize::try_from(to - tree.size()).unwrap_or(usize::MAX);
-            let page = store.read_records(tree.size(), missing.min(MAX_PAGE as usize), MAX_PAGE_BYTES)?;
+            let page =
+                store.read_records(tree.size(), missing.min(MAX_PAGE as usize), MAX_PAGE_BYTES)?;
             if page.is_empty() {
                 break;
             }
@@ -106,7 +107,11 @@ async fn consistency(
         (_, Ok(proof)) => Ok(Json(ConsistencyJson {
             from,
             to,
-            proof: proof.path.iter().map(|hash| STANDARD.encode(hash.as_bytes())).collect(),
+            proof: proof
+                .path
+                .iter()
+                .map(|hash| STANDARD.encode(hash.as_bytes()))
+                .collect(),
         })),
         (size, Err(_)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,

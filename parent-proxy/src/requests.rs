@@ -67,7 +67,9 @@ fn relay(response: EnclaveResponse) -> Result<Response, ApiError> {
             let signature = signature
                 .map(|value| {
                     HeaderValue::from_str(&value).map_err(|_| {
-                        ApiError::bad_gateway("the enclave's answer signature is not a header value")
+                        ApiError::bad_gateway(
+                            "the enclave's answer signature is not a header value",
+                        )
                     })
                 })
                 .transpose()?;

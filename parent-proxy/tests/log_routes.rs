@@ -246,3 +246,57 @@ async fn the_export_routes_are_behind_the_body_limit() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn consistency_proofs_between_any_two_sizes_verify_against_the_roots() {
+    let (_dir, log, _) = filled(&[2, 5, 1, 17]);
+    let (_, json) = get(&log, "/v1/log/records?from=0").await;
+    let tree = ea_audit::MerkleTree::from_leaves(
+        decoded(&json)
+            .iter()
+            .map(|record| ea_audit::hash::leaf_hash(record)),
+    );
+    for from in 0..=25u64 {
+        for to in from..=25u64 {
+            let (status, json) =
+                get(&log, &format!("/v1/log/consistency?from={from}&to={to}")).await;
+            assert_eq!(status, StatusCode::OK, "{from}..{to}: {json}");
+            assert_eq!(
+                (json["from"].as_u64(), json["to"].as_u64()),
+                (Some(from), Some(to))
+            );
+            let proof: Vec<ea_audit::Hash> = json["proof"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|node| {
+                    ea_audit::Hash(
+                        STANDARD
+                            .decode(node.as_str().unwrap())
+                            .unwrap()
+                            .try_into()
+                            .unwrap(),
+                    )
+                })
+                .collect();
+            if from == 0 || from == to {
+                assert!(proof.is_empty(), "{from}..{to}");
+            }
+            ea_audit::proof::verify_consistency(
+                from,
+                to,
+                &tree.root_at(from).unwrap(),
+                &tree.root_at(to).unwrap(),
+                &proof,
+            )
+            .unwrap_or_else(|e| panic!("{from}..{to}: {e}"));
+        }
+    }
+    let (status, json) = get(&log, "/v1/log/consistency?from=3&to=26").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{json}");
+    assert_eq!(error_code(&json), "beyond_the_log");
+    let (status, json) = get(&log, "/v1/log/consistency?from=5&to=4").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    let (status, _) = get(&log, "/v1/log/consistency?from=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -160,6 +160,10 @@ fn a_backup_under_load_holds_every_earlier_change_and_a_stack_on_it_recovers_and
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
     let acknowledged = runtime.block_on(streaming).unwrap();
+    // A client that talks to the service after the backup: its trust file remembers a tree
+    // the backup does not have.
+    d.govctl("admin", &["principal", "create", "after-the-backup"])
+        .expect(0);
 
     let before: Vec<_> = acknowledged
         .iter()
@@ -235,16 +239,81 @@ fn a_backup_under_load_holds_every_earlier_change_and_a_stack_on_it_recovers_and
         )),
         "{verified}"
     );
+    // The backup does not extend the tree the client's trust file remembers (signed after
+    // the backup was taken): `--since` says so.
+    let output = Command::new(binaries().path("govctl"))
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .arg("--root")
+        .arg(d.stack.mock_root())
+        .arg("--pcrs")
+        .arg(d.measurements())
+        .arg("--since")
+        .arg(&d.trust)
+        .output()
+        .unwrap();
+    let (refused, stderr) = text(&output);
+    assert!(!output.status.success(), "{refused}");
+    assert!(
+        format!("{refused}{stderr}").contains("rolled back or forked since"),
+        "{refused}\n{stderr}"
+    );
     proxy.kill();
 
     // Restore: a proxy and an enclave on the copy recover it, serve, and every change
     // acknowledged before the backup began is in the log at its index, which verifies.
     let restored = d.restore_on(&copy);
     drop(d);
+    // To that client the restored log is a rollback: govctl stops with its own exit code
+    // and keeps both signed trees as evidence, until told the rollback is explained.
+    let rolled_back = restored.govctl("admin", &["principal", "create", "after-restore"]);
+    assert_eq!(rolled_back.code, Some(4), "{}", rolled_back.stderr);
+    assert!(
+        rolled_back
+            .stderr
+            .contains("the log was rolled back or forked"),
+        "{}",
+        rolled_back.stderr
+    );
+    let trust_dir = restored.trust.parent().unwrap();
+    let evidence: Vec<_> = std::fs::read_dir(trust_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".rollback-"))
+        .collect();
+    assert_eq!(evidence.len(), 1, "one evidence file");
+    let evidence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(evidence[0].path()).unwrap()).unwrap();
+    assert!(
+        evidence["remembered"]["size"].as_u64() > evidence["answer"]["size"].as_u64(),
+        "{evidence}"
+    );
+    restored
+        .govctl("admin", &["trust", "forget-checkpoint"])
+        .expect(0);
     restored
         .govctl("admin", &["principal", "create", "after-restore"])
         .expect(0);
     check_after_faults(&restored, "admin", &before);
+    // The log as it now is extends what the client remembers since.
+    let audit = fetch(&restored, scratch.path(), "audit-after-restore");
+    let output = Command::new(binaries().path("govctl"))
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .arg("--root")
+        .arg(restored.stack.mock_root())
+        .arg("--pcrs")
+        .arg(restored.measurements())
+        .arg("--since")
+        .arg(&restored.trust)
+        .output()
+        .unwrap();
+    let (verified, stderr) = text(&output);
+    assert!(output.status.success(), "{verified}\n{stderr}");
+    assert!(
+        stderr.contains("the log extends the checkpoint"),
+        "{stderr}"
+    );
 }
 
 #[test]

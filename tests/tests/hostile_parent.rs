@@ -933,7 +933,8 @@ fn govctl_refuses_answers_the_parent_rewrote_around_genuine_receipts() {
     refused("admin", "corrupted-record", "not the enclave's answer");
 
     // The genuine answer to one request, handed back for the next.
-    let first_answer = std::sync::Arc::new(std::sync::Mutex::new(None::<(Vec<u8>, Option<String>)>));
+    let first_answer =
+        std::sync::Arc::new(std::sync::Mutex::new(None::<(Vec<u8>, Option<String>)>));
     let keep = first_answer.clone();
     h.api.set(move |frame| {
         if frame.from == Side::Server {
@@ -963,10 +964,160 @@ fn govctl_refuses_answers_the_parent_rewrote_around_genuine_receipts() {
     });
     d.govctl("admin", &["principal", "create", "first"])
         .expect(0);
-    refused("admin", "second", "not the enclave's answer to this request");
+    refused(
+        "admin",
+        "second",
+        "not the enclave's answer to this request",
+    );
 
     // An honest parent again: govctl goes back to printing success.
     h.api.faithful();
     d.govctl("admin", &["principal", "create", "after-forgeries"])
         .expect(0);
+}
+
+#[test]
+fn answers_without_a_record_are_proven_by_the_enclave_s_signature() {
+    // Reads, checks and errors: the parent rewrites them keeping the enclave's signature
+    // header (it cannot make one), or drops the header and makes up the whole answer.
+    // govctl refuses each; an honest relay again gets answers it accepts.
+    let h = HostileDeployment::start(&["admin", "outsider"], policy(), &[], &[]);
+    let d = &h.deployment;
+    d.govctl("admin", &["principal", "create", "genuine"])
+        .expect(0);
+
+    // Rewrites the status and body of the next API answer with `forge`; `keep_signature`
+    // says whether the forged answer keeps the enclave's signature header.
+    let rewrite = |forge: fn(u16, &mut Value) -> Option<u16>, keep_signature: bool| {
+        h.api.set(move |frame| {
+            if frame.from == Side::Server {
+                if let Some(envelope) = frame.decode::<EnclaveResponse>() {
+                    if let EnclaveResponse::Api {
+                        status,
+                        body,
+                        signature,
+                    } = &envelope.body
+                    {
+                        let mut json: Value = serde_json::from_slice(body).unwrap();
+                        if let Some(new_status) = forge(*status, &mut json) {
+                            let forged = EnclaveResponse::Api {
+                                status: new_status,
+                                body: ByteBuf::from(serde_json::to_vec(&json).unwrap()),
+                                signature: if keep_signature {
+                                    signature.clone()
+                                } else {
+                                    None
+                                },
+                            };
+                            return Action::Replace(message(envelope.id, &forged));
+                        }
+                    }
+                }
+            }
+            Action::Forward
+        });
+    };
+    let refused = |gov: ea_tests::Gov, why: &str| {
+        assert_ne!(gov.code, Some(0), "govctl accepted: {}", gov.stdout);
+        assert!(
+            gov.stderr.contains(why),
+            "expected {why:?} in govctl's error: {}",
+            gov.stderr
+        );
+    };
+
+    // A forged read: a principal that does not exist, added to the list.
+    rewrite(
+        |status, json| {
+            let principals = json
+                .pointer_mut("/result/result/principals")?
+                .as_array_mut()?;
+            principals.push(json!({"id": "planted", "type": "User"}));
+            Some(status)
+        },
+        true,
+    );
+    refused(
+        d.govctl("admin", &["read", "principals"]),
+        "not the enclave's answer",
+    );
+
+    // A check's record stripped: the answer alone, as if decision logging were off.
+    rewrite(
+        |status, json| {
+            let records = json.get_mut("records")?.as_array_mut()?;
+            if records.is_empty() {
+                return None;
+            }
+            records.clear();
+            Some(status)
+        },
+        true,
+    );
+    refused(
+        d.govctl(
+            "admin",
+            &[
+                "check",
+                "--principal",
+                "outsider",
+                "--op",
+                "Microsoft.Mission/virtualEnclaves/write",
+                "--scope",
+                "/communities/c1",
+            ],
+        ),
+        "not the enclave's answer",
+    );
+
+    // An error turned into a success, with the error's signature kept.
+    rewrite(
+        |status, json| {
+            if status < 400 {
+                return None;
+            }
+            *json = json!({"result": {"outcome": "applied", "command": "createPrincipal", "events": []}, "records": []});
+            Some(200)
+        },
+        true,
+    );
+    refused(
+        d.govctl("outsider", &["principal", "create", "by-the-outsider"]),
+        "not the enclave's answer",
+    );
+
+    // The same success, made up without any signature.
+    rewrite(
+        |status, json| {
+            if status < 400 {
+                return None;
+            }
+            *json = json!({"result": {"outcome": "applied", "command": "createPrincipal", "events": []}, "records": []});
+            Some(200)
+        },
+        false,
+    );
+    refused(
+        d.govctl("outsider", &["principal", "create", "by-the-outsider"]),
+        "carries no enclave signature",
+    );
+    assert!(!principals(d).contains(&"by-the-outsider".to_owned()));
+
+    // An honest relay: the same read and check are accepted.
+    h.api.faithful();
+    let read = d.govctl("admin", &["read", "principals"]).expect(0);
+    assert!(!read.stdout.contains("planted"), "{}", read.stdout);
+    let check = d.govctl(
+        "admin",
+        &[
+            "check",
+            "--principal",
+            "outsider",
+            "--op",
+            "Microsoft.Mission/virtualEnclaves/write",
+            "--scope",
+            "/communities/c1",
+        ],
+    );
+    assert_eq!(check.code, Some(3), "{} {}", check.stdout, check.stderr);
 }

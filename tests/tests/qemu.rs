@@ -520,7 +520,13 @@ fn the_real_image_boots_under_qemu_serves_and_keeps_its_log_and_key() {
         stack
             .govctl(
                 "admin",
-                &["principal", "create", owner, "--key", &format!("{owner}.pub")],
+                &[
+                    "principal",
+                    "create",
+                    owner,
+                    "--key",
+                    &format!("{owner}.pub"),
+                ],
             )
             .expect(0);
         stack
@@ -598,10 +604,9 @@ fn the_real_image_boots_under_qemu_serves_and_keeps_its_log_and_key() {
         describe.json["log_key"], log_key,
         "the second image has a log key of its own"
     );
-    let other = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(&other_pcrs).unwrap(),
-    )
-    .unwrap();
+    let other =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&other_pcrs).unwrap())
+            .unwrap();
     assert_eq!(
         describe.json["image"]["PCR0"]
             .as_str()
@@ -641,7 +646,9 @@ fn the_real_image_boots_under_qemu_serves_and_keeps_its_log_and_key() {
         .expect(0);
     assert!(
         verified.stdout.contains("image 2:")
-            && verified.stdout.contains(&format!("approval {image_change}")),
+            && verified
+                .stdout
+                .contains(&format!("approval {image_change}")),
         "audit verify shows both images: {}",
         verified.stdout
     );

@@ -46,6 +46,136 @@ pub enum Refusal {
     /// The log verifies but does not honour a receipt given with `--receipt`.
     #[error(transparent)]
     Receipt(#[from] ReceiptRefusal),
+    /// The log verifies but does not extend a checkpoint given with `--since`.
+    #[error(transparent)]
+    Since(#[from] SinceRefusal),
+}
+
+/// Why a log does not extend a checkpoint kept earlier (`--since`).
+#[derive(Debug, thiserror::Error)]
+pub enum SinceRefusal {
+    /// The file holds no checkpoint this command reads.
+    #[error("{}: not a checkpoint note, a checkpoint JSON or a trust file with a checkpoint: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Its signature does not verify with any key this log attests.
+    #[error("{}: the checkpoint's signature does not verify with any log key this log attests: {reason}", path.display())]
+    Unsigned {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The log is smaller, or has another root at that size.
+    #[error(
+        "{}: the log does not extend the checkpoint of size {size} (the log holds {records} \
+         records{}): the log was rolled back or forked since",
+        path.display(),
+        if *records >= *size { ", with another root at that size" } else { "" }
+    )]
+    NotExtended {
+        /// The file.
+        path: PathBuf,
+        /// The checkpoint's size.
+        size: u64,
+        /// The log's size.
+        records: u64,
+    },
+}
+
+/// A kept checkpoint: its size and root, its signature checked.
+fn read_since(
+    path: &Path,
+    summary: &LogSummary,
+    keys: &[NoteVerifier],
+) -> Result<(u64, ea_audit::Hash), SinceRefusal> {
+    let unreadable = |reason: String| SinceRefusal::Unreadable {
+        path: path.to_owned(),
+        reason,
+    };
+    let unsigned = |reason: String| SinceRefusal::Unsigned {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    let note = match &json {
+        None => Some(text.clone()),
+        Some(value) => value
+            .get("checkpoint")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+    };
+    if let Some(note) = note {
+        let verified = ea_audit::checkpoint::open_checkpoint(&note, keys, Some(&summary.origin))
+            .map_err(|e| unsigned(e.to_string()))?;
+        let checkpoint = verified.checkpoint();
+        return Ok((checkpoint.size, checkpoint.root));
+    }
+    // A trust file: the answer signature it keeps, checked from its hashes.
+    let kept = json
+        .as_ref()
+        .and_then(|v| v.get("checkpoint"))
+        .ok_or_else(|| unreadable("no checkpoint in it".into()))?;
+    let field = |name: &str| {
+        kept.get(name)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| unreadable(format!("its checkpoint has no {name}")))
+    };
+    let hash = |name: &str| -> Result<ea_audit::Hash, SinceRefusal> {
+        field(name)?
+            .parse()
+            .map_err(|_| unreadable(format!("its checkpoint's {name} is not a hash")))
+    };
+    let signature = ea_audit::answer::AnswerSignature::from_header(field("signature")?)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let status = kept
+        .get("status")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or_else(|| unreadable("its checkpoint has no status".into()))?;
+    let (request_hash, answer_hash) = (hash("requestHash")?, hash("answerHash")?);
+    let verified = keys.iter().any(|key| {
+        signature
+            .verify_hashed(key, &summary.origin, request_hash, status, answer_hash)
+            .is_ok()
+    });
+    if !verified {
+        return Err(unsigned("the answer signature it keeps".into()));
+    }
+    Ok((signature.size, signature.root))
+}
+
+/// Checks that the verified log extends every checkpoint in `paths`.
+fn check_since(
+    paths: &[PathBuf],
+    summary: &LogSummary,
+    tree: &MerkleTree,
+) -> Result<(), SinceRefusal> {
+    let keys: Vec<NoteVerifier> = summary
+        .log_keys
+        .iter()
+        .map(|k| k.verifier.clone())
+        .collect();
+    for path in paths {
+        let (size, root) = read_since(path, summary, &keys)?;
+        if tree.root_at(size) != Some(root) {
+            return Err(SinceRefusal::NotExtended {
+                path: path.clone(),
+                size,
+                records: tree.size(),
+            });
+        }
+        eprintln!(
+            "govctl: the log extends the checkpoint of size {size} in {}",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 impl Refusal {
@@ -60,7 +190,7 @@ impl Refusal {
                 | ReceiptRefusal::Missing { index, .. }
                 | ReceiptRefusal::Rewritten { index, .. },
             ) => Some(*index),
-            Refusal::Receipt(ReceiptRefusal::Unreadable { .. }) => None,
+            Refusal::Receipt(ReceiptRefusal::Unreadable { .. }) | Refusal::Since(_) => None,
         }
     }
 }
@@ -309,6 +439,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed().saturating_sub(floor.total().1);
     let outcome = outcome.and_then(|(summary, tree)| {
         check_receipts(&args.receipts, &summary, &tree)?;
+        check_since(&args.since, &summary, &tree)?;
         Ok(summary)
     });
     match outcome {

@@ -83,7 +83,30 @@ pub fn request_hash(body: &[u8]) -> Hash {
 impl AnswerStatement<'_> {
     /// The bytes the log key signs.
     pub fn message(&self) -> Vec<u8> {
-        let origin = self.origin.as_bytes();
+        message(
+            self.origin,
+            self.request_hash,
+            self.status,
+            sha256(&[self.body]),
+            self.size,
+            self.root,
+            self.time_ms,
+        )
+    }
+}
+
+/// The statement's bytes, from the answer's hash.
+fn message(
+    origin: &str,
+    request_hash: Hash,
+    status: u16,
+    body_hash: Hash,
+    size: u64,
+    root: Hash,
+    time_ms: u64,
+) -> Vec<u8> {
+    {
+        let origin = origin.as_bytes();
         // Origins are key names, a few dozen bytes; longer ones are cut at the length the
         // prefix can say, which no valid origin reaches.
         let origin_len = u16::try_from(origin.len()).unwrap_or(u16::MAX);
@@ -92,12 +115,12 @@ impl AnswerStatement<'_> {
         message.extend_from_slice(ANSWER_DOMAIN);
         message.extend_from_slice(&origin_len.to_be_bytes());
         message.extend_from_slice(origin);
-        message.extend_from_slice(self.request_hash.as_bytes());
-        message.extend_from_slice(&self.status.to_be_bytes());
-        message.extend_from_slice(sha256(&[self.body]).as_bytes());
-        message.extend_from_slice(&self.size.to_be_bytes());
-        message.extend_from_slice(self.root.as_bytes());
-        message.extend_from_slice(&self.time_ms.to_be_bytes());
+        message.extend_from_slice(request_hash.as_bytes());
+        message.extend_from_slice(&status.to_be_bytes());
+        message.extend_from_slice(body_hash.as_bytes());
+        message.extend_from_slice(&size.to_be_bytes());
+        message.extend_from_slice(root.as_bytes());
+        message.extend_from_slice(&time_ms.to_be_bytes());
         message
     }
 }
@@ -211,6 +234,32 @@ impl AnswerSignature {
             time_ms: self.time_ms,
         };
         if key.verifies(&statement.message(), &self.signature) {
+            Ok(())
+        } else {
+            Err(AnswerError::BadSignature)
+        }
+    }
+
+    /// [`AnswerSignature::verify`] from the SHA-256 of the answer's bytes rather than the
+    /// bytes: for evidence kept without the answer (a trust file's remembered checkpoint).
+    pub fn verify_hashed(
+        &self,
+        key: &NoteVerifier,
+        origin: &str,
+        request_hash: Hash,
+        status: u16,
+        body_hash: Hash,
+    ) -> Result<(), AnswerError> {
+        let message = message(
+            origin,
+            request_hash,
+            status,
+            body_hash,
+            self.size,
+            self.root,
+            self.time_ms,
+        );
+        if key.verifies(&message, &self.signature) {
             Ok(())
         } else {
             Err(AnswerError::BadSignature)
