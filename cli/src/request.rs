@@ -36,7 +36,7 @@ pub struct RequestArgs {
     pub trust: TrustArgs,
     /// Print the signed request (base64, for `curl -H "X-Signed-Request: ..."` or
     /// `{"signedRequest": ...}`) instead of sending it. It is valid for 5 minutes, once.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub print_signed: bool,
     /// Also write the whole reply, records and receipts included, to FILE: the client's
     /// proof that the enclave recorded its request, for `govctl audit verify --receipt`.
@@ -44,7 +44,7 @@ pub struct RequestArgs {
     pub receipt_out: Option<std::path::PathBuf>,
     /// Skip the receipt checks (no trust file needed). The answer is then only as
     /// trustworthy as the proxy that relayed it.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub dangerous_skip_receipts: bool,
 }
 

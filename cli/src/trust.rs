@@ -36,7 +36,7 @@ use crate::client::{ApiClient, EndpointArgs};
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrustArgs {
     /// The trust file (govctl trust init); default ~/.config/govctl/trust.json.
-    #[arg(long, env = "GOVCTL_TRUST", value_name = "FILE")]
+    #[arg(long, env = "GOVCTL_TRUST", value_name = "FILE", global = true)]
     pub trust: Option<PathBuf>,
 }
 

@@ -166,7 +166,7 @@ impl ReadKind {
 fn signed_read_kind(bytes: &[u8]) -> Result<ReadKind, ApiError> {
     let not_a_read = || {
         ApiError::bad_request(format!(
-            "{SIGNED_REQUEST_HEADER} must hold a signed read (govctl sign read ...)"
+            "{SIGNED_REQUEST_HEADER} must hold a signed read (govctl read --print-signed <kind> ...)"
         ))
     };
     let envelope =
@@ -191,7 +191,7 @@ fn read(kind: ReadKind) -> impl Fn(State<AppState>, HeaderMap) -> ReadFuture + C
                     StatusCode::UNAUTHORIZED,
                     "signature_required",
                     format!(
-                        "reads are signed: put a signed read (govctl sign read ...) in the \
+                        "reads are signed: put a signed read (govctl read --print-signed <kind> ...) in the \
                          {SIGNED_REQUEST_HEADER} header"
                     ),
                 )
