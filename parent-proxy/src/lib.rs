@@ -33,6 +33,7 @@ pub mod requests;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod witnesses;
 
 pub use error::ApiError;
 pub use pool::{EnclavePool, PoolConfig};

@@ -14,7 +14,11 @@
 //! - `GET /v1/log/consistency?from=A&to=B` → `{"from": A, "to": B, "proof": ["<base64>", ...]}`:
 //!   the RFC 9162 consistency proof between the trees of sizes `A` and `B` (`A <= B`), 404
 //!   when the log holds fewer than `B` records. Clients check it against the roots they hold
-//!   signed; the proxy keeps the leaf hashes in memory ([`LeafCache`]) to answer quickly.
+//!   signed; the proxy keeps the leaf hashes in memory ([`LeafCache`]) to answer quickly;
+//! - `GET /v1/log/witnessed` → `{"size": N, "checkpoint": "<signed note>"}`: the largest
+//!   checkpoint witnesses cosigned, its note carrying the log's signature and the witnesses'
+//!   cosignature lines (`crate::witnesses` submits, the store keeps them); 404 when none.
+//!   Clients check the cosignatures with the witness keys they pin.
 //!
 //! Bad query parameters get a 400 JSON error; a failing store a 503.
 
@@ -29,7 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::{Arc, Mutex};
 
-use ea_audit::hash::leaf_hash;
+use ea_audit::hash::{leaf_hash, Hash};
+use ea_audit::proof::ConsistencyProof;
 use ea_audit::MerkleTree;
 
 use crate::api::AppState;
@@ -50,14 +55,55 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/log/records", get(records))
         .route("/v1/log/checkpoints", get(checkpoints))
         .route("/v1/log/consistency", get(consistency))
+        .route("/v1/log/witnessed", get(witnessed))
 }
 
 /// The log's leaf hashes, read from the store once and extended as clients ask for larger
 /// trees (about 34 bytes per record: ea_audit's tree). Records never change once stored, so
 /// what was read stays right; a store replaced under a running proxy is not supported
-/// anyway (restoring restarts it).
+/// anyway (restoring restarts it). The consistency route and the witness submitter
+/// (`crate::witnesses`) share one.
 #[derive(Clone, Default)]
 pub struct LeafCache(Arc<Mutex<MerkleTree>>);
+
+/// What [`LeafCache::consistency_proof`] found: the proof, or the size the store holds when
+/// it holds fewer records than asked for.
+pub type ProofOrSize = Result<ConsistencyProof, u64>;
+
+impl LeafCache {
+    /// Reads the store's records up to `to` into the cache (if it lacks them) and returns
+    /// the consistency proof from `from` to `to` (`from <= to`, checked by the caller), or,
+    /// if the store holds fewer than `to` records, how many it holds. Also returns the root
+    /// of the tree of `to` records when there is one, for callers that check it against a
+    /// checkpoint. Blocks on the store: call it off the async runtime's threads.
+    pub fn consistency_proof(
+        &self,
+        store: &SharedLogStore,
+        from: u64,
+        to: u64,
+    ) -> Result<(ProofOrSize, Option<Hash>), StoreError> {
+        let mut tree = match self.0.lock() {
+            Ok(tree) => tree,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        while tree.size() < to {
+            let missing = usize::try_from(to - tree.size()).unwrap_or(usize::MAX);
+            let page =
+                store.read_records(tree.size(), missing.min(MAX_PAGE as usize), MAX_PAGE_BYTES)?;
+            if page.is_empty() {
+                break;
+            }
+            for record in &page {
+                tree.push(leaf_hash(record));
+            }
+        }
+        let root = tree.root_at(to);
+        let proof = tree
+            .consistency_proof(from, to)
+            .map_err(|_| tree.size().min(to));
+        Ok((proof, root))
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,27 +130,12 @@ async fn consistency(
         )));
     }
     let leaves = state.leaves.clone();
-    let proof = read(&state, move |store| {
-        let mut tree = match leaves.0.lock() {
-            Ok(tree) => tree,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        while tree.size() < to {
-            let missing = usize::try_from(to - tree.size()).unwrap_or(usize::MAX);
-            let page =
-                store.read_records(tree.size(), missing.min(MAX_PAGE as usize), MAX_PAGE_BYTES)?;
-            if page.is_empty() {
-                break;
-            }
-            for record in &page {
-                tree.push(leaf_hash(record));
-            }
-        }
-        Ok((tree.size(), tree.consistency_proof(from, to)))
+    let (proof, _) = read(&state, move |store| {
+        leaves.consistency_proof(store, from, to)
     })
     .await?;
     match proof {
-        (_, Ok(proof)) => Ok(Json(ConsistencyJson {
+        Ok(proof) => Ok(Json(ConsistencyJson {
             from,
             to,
             proof: proof
@@ -113,7 +144,7 @@ async fn consistency(
                 .map(|hash| STANDARD.encode(hash.as_bytes()))
                 .collect(),
         })),
-        (size, Err(_)) => Err(ApiError::new(
+        Err(size) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "beyond_the_log",
             format!("the log holds {size} records, fewer than {to}"),
@@ -204,6 +235,17 @@ async fn checkpoint(State(state): State<AppState>) -> Result<Json<CheckpointJson
             StatusCode::NOT_FOUND,
             "log_empty",
             "the audit log has no checkpoint yet",
+        )),
+    }
+}
+
+async fn witnessed(State(state): State<AppState>) -> Result<Json<CheckpointJson>, ApiError> {
+    match read(&state, |store| store.cosigned_checkpoint()).await? {
+        Some(checkpoint) => Ok(Json(checkpoint.into())),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_witnessed",
+            "no witness has cosigned a checkpoint of this log yet (or this parent submits to none)",
         )),
     }
 }

@@ -137,6 +137,16 @@ struct Args {
     /// default.
     #[arg(long, env = "PROXY_ENCLAVE_HEARTBEAT", value_name = "unix:PATH")]
     enclave_heartbeat: Option<Address>,
+    /// A C2SP tlog-witness to submit the log's checkpoints to (repeatable): https://..., or
+    /// http:// on a loopback address. Its cosignatures are stored with the checkpoints and
+    /// served at GET /v1/log/witnessed; appends never wait for witnesses. Which witnesses
+    /// count is each client's choice (the keys it pins), so none are needed here.
+    #[arg(long = "witness", value_name = "URL")]
+    witnesses: Vec<parent_proxy::witnesses::WitnessUrl>,
+    /// How often the latest checkpoint is read and, when it grew, sent to the witnesses
+    /// (milliseconds); also the first backoff after a witness failed (doubling up to 30 s).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    witness_interval_ms: u64,
 }
 
 /// Refuses a `vsock-uds:` address given where the proxy listens, before anything is bound:
@@ -219,6 +229,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("opening the log store {}", args.store_path.display()))?;
     let log: Arc<dyn LogStore> = Arc::new(store);
     let (stop_store, store_stopped) = tokio::sync::watch::channel(false);
+    let witnesses_stopped = store_stopped.clone();
     let mut store_service = service::StoreService::new(log.clone(), args.max_frame_bytes);
     if let Some(credentials) = credentials {
         store_service = store_service.with_credentials(Arc::new(credentials));
@@ -258,11 +269,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         store_stopped,
     ));
+    // One cache of leaf hashes for the consistency route and the witness submitter.
+    let leaves = parent_proxy::log_routes::LeafCache::default();
+    let witness_task = (!args.witnesses.is_empty()).then(|| {
+        tokio::spawn(parent_proxy::witnesses::run(
+            parent_proxy::witnesses::SubmitterConfig::new(
+                args.witnesses.clone(),
+                Duration::from_millis(args.witness_interval_ms),
+            ),
+            log.clone(),
+            leaves.clone(),
+            witnesses_stopped,
+        ))
+    });
     let state = AppState {
         pool: Arc::new(pool),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         log,
-        leaves: Default::default(),
+        leaves,
     };
     let limits = HttpLimits {
         max_body_bytes: args.max_body_bytes,
@@ -298,6 +322,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(heartbeat) = heartbeat_task {
         let _ = tokio::time::timeout(limits.shutdown_grace, heartbeat).await;
+    }
+    if let Some(witnesses) = witness_task {
+        // A submission in flight is abandoned: the witness's state is its own, and the next
+        // start sends again.
+        let _ = tokio::time::timeout(Duration::from_secs(1), witnesses).await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use ea_audit::checkpoint::CheckpointError;
+use ea_audit::note::NoteError;
 
 /// An error of a [`super::LogStore`]. Each says whose fault it was: the caller's
-/// (`Conflict`, `CheckpointSize`, `BadCheckpoint`, `IndexOutOfRange`), the disk's (`Full`,
+/// (`Conflict`, `CheckpointSize`, `BadCheckpoint`, `IndexOutOfRange`, `NoCheckpoint`,
+/// `BadCosignature`), the disk's (`Full`,
 /// `Io`) or the file's (`Corrupt`, `UnsupportedSchema`). None of them carries record or key
 /// bytes.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,19 @@ pub enum StoreError {
         /// What the parser objected to.
         #[source]
         source: CheckpointError,
+    },
+    /// Cosignatures for a size the store holds no checkpoint of.
+    #[error("no checkpoint of size {size} is stored, so none of its cosignatures can be")]
+    NoCheckpoint {
+        /// The size given.
+        size: u64,
+    },
+    /// A cosignature is not one well-formed signature line.
+    #[error("a cosignature is not one signature line `— <name> <base64>`: {source}")]
+    BadCosignature {
+        /// What the note parser objected to.
+        #[source]
+        source: NoteError,
     },
     /// An index or size beyond what the store can hold (2^63 - 1).
     #[error("index {index} is beyond what the store can hold")]

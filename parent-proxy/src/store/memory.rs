@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use super::cosigned::{append_to_note, parse_lines};
 use super::{page_len, size_after_append, LogHead, LogStore, StoreError, StoredCheckpoint};
 
 #[derive(Debug, Default)]
@@ -10,6 +11,8 @@ struct State {
     records: Vec<Vec<u8>>,
     checkpoints: BTreeMap<u64, String>,
     sealed_key: Option<Vec<u8>>,
+    /// Size → (witness name, key id) → cosignature line.
+    cosignatures: BTreeMap<u64, BTreeMap<(String, u32), String>>,
 }
 
 /// A [`LogStore`] in memory, with the same rules as the SQLite store.
@@ -107,6 +110,33 @@ impl LogStore for MemoryLogStore {
 
     fn get_sealed_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.state().sealed_key.clone())
+    }
+
+    fn put_cosignatures(&self, size: u64, lines: &[String]) -> Result<(), StoreError> {
+        let parsed = parse_lines(lines)?;
+        let mut state = self.state();
+        if !state.checkpoints.contains_key(&size) {
+            return Err(StoreError::NoCheckpoint { size });
+        }
+        let kept = state.cosignatures.entry(size).or_default();
+        for line in parsed {
+            kept.insert((line.name, line.key_id), line.line);
+        }
+        Ok(())
+    }
+
+    fn cosigned_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let state = self.state();
+        let latest = state
+            .cosignatures
+            .iter()
+            .rev()
+            .filter(|(_, lines)| !lines.is_empty())
+            .find_map(|(size, lines)| Some((*size, state.checkpoints.get(size)?, lines)));
+        Ok(latest.map(|(size, note, lines)| StoredCheckpoint {
+            size,
+            note: append_to_note(note, lines.values().map(String::as_str)),
+        }))
     }
 }
 

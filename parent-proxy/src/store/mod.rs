@@ -7,6 +7,11 @@
 //! records and their checkpoint, answered only after it is on disk, and refused unless it
 //! starts exactly at the end of the log, so two writers can never fork it.
 //!
+//! Beside the log it keeps the cosignatures witnesses made on its checkpoints
+//! ([`LogStore::put_cosignatures`]), which the export routes serve with the checkpoint they
+//! cosign ([`LogStore::cosigned_checkpoint`]); they are the witnesses' statements, written by
+//! the parent's witness submitter (`crate::witnesses`), never read by the enclave.
+//!
 //! [`LogStore`] is the contract, with two implementations: [`SqliteLogStore`] for real and
 //! [`MemoryLogStore`] for tests. Its methods block (SQLite does); async callers run them on
 //! a blocking thread. [`service`] answers the enclave's [`ea_protocol::StoreRequest`]s with
@@ -38,6 +43,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cosigned;
 mod error;
 mod memory;
 pub mod service;
@@ -114,6 +120,23 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// The sealed log key, if one was stored.
     fn get_sealed_key(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores witness cosignature lines (`— <witness name> <base64>`, with or without a
+    /// final newline) for the checkpoint of `size`, durably: one line per witness key (name
+    /// and key id) and size, a newer line of the same key replacing the older. Storing the
+    /// same lines again changes nothing.
+    ///
+    /// Refused with [`StoreError::NoCheckpoint`] when no checkpoint of that size is stored,
+    /// and with [`StoreError::BadCosignature`] (nothing stored) when a line is not one
+    /// well-formed signature line. Signatures are not checked: the store knows no witness
+    /// keys, and clients verify them with the keys they pin.
+    fn put_cosignatures(&self, size: u64, lines: &[String]) -> Result<(), StoreError>;
+
+    /// The largest checkpoint that has cosignatures, as one signed note: the stored note
+    /// with every cosignature line of its size appended as further signature lines (by
+    /// witness name, then key id; lines beyond what a note may hold are left out). `None`
+    /// when no stored checkpoint has any.
+    fn cosigned_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
 }
 
 /// A store shared between the enclave's service and the export routes.

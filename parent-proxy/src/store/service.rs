@@ -56,7 +56,9 @@ pub fn error_reply(error: &StoreError) -> ErrorReply {
         ),
         StoreError::CheckpointSize { .. }
         | StoreError::BadCheckpoint { .. }
-        | StoreError::IndexOutOfRange { .. } => {
+        | StoreError::IndexOutOfRange { .. }
+        | StoreError::NoCheckpoint { .. }
+        | StoreError::BadCosignature { .. } => {
             ErrorReply::new(ErrorCode::MalformedMessage, error.to_string())
         }
         StoreError::Full { .. } => ErrorReply::new(
@@ -143,7 +145,9 @@ impl StoreService {
                     StoreError::Conflict { .. } => tracing::warn!(%error, "{what} refused"),
                     StoreError::CheckpointSize { .. }
                     | StoreError::BadCheckpoint { .. }
-                    | StoreError::IndexOutOfRange { .. } => {
+                    | StoreError::IndexOutOfRange { .. }
+                    | StoreError::NoCheckpoint { .. }
+                    | StoreError::BadCosignature { .. } => {
                         tracing::warn!(%error, "{what}: bad request from the enclave")
                     }
                     _ => tracing::error!(%error, "{what} failed"),

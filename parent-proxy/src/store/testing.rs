@@ -1,6 +1,7 @@
 //! What every [`LogStore`] must do, as one test run against each implementation, and a
 //! small log builder with real signed checkpoints.
 
+use ea_audit::cosignature::{verify_cosignatures, CosignatureSigner, CosignatureVerifier};
 use ea_audit::hash::leaf_hash;
 use ea_audit::note::NoteSigner;
 use ea_audit::{Checkpoint, MerkleTree};
@@ -43,6 +44,15 @@ impl TestLog {
     pub(crate) fn checkpoint_with_key(&self, seed: u8) -> String {
         let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
         self.checkpoint_signed_by(&NoteSigner::new(&self.origin, Box::new(key)).unwrap())
+    }
+
+    /// The verifier of the key of [`TestLog::checkpoint_with_key`].
+    pub(crate) fn verifier_of_key(&self, seed: u8) -> ea_audit::note::NoteVerifier {
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+        NoteSigner::new(&self.origin, Box::new(key))
+            .unwrap()
+            .verifier()
+            .clone()
     }
 
     fn checkpoint_signed_by(&self, signer: &NoteSigner) -> String {
@@ -150,4 +160,78 @@ pub(crate) fn contract(store: &dyn LogStore) {
     assert_eq!(store.get_sealed_key().unwrap().unwrap(), b"sealed one");
     store.put_sealed_key(b"sealed two").unwrap();
     assert_eq!(store.get_sealed_key().unwrap().unwrap(), b"sealed two");
+
+    cosignatures(store, &log, &resigned);
+}
+
+/// A witness's cosignature line on the checkpoint text of `note`, made at `time`.
+pub(crate) fn cosign(witness: u8, time: u64, note: &str) -> String {
+    let (parsed, _) = ea_audit::checkpoint::parse_unverified(note).unwrap();
+    CosignatureSigner::from_seed(&format!("witness.example/w{witness}"), &[witness; 32])
+        .unwrap()
+        .sign(time, parsed.unverified_text())
+        .unwrap()
+}
+
+/// The witnesses' keys of [`cosign`].
+pub(crate) fn witness_keys(witnesses: &[u8]) -> Vec<CosignatureVerifier> {
+    witnesses
+        .iter()
+        .map(|&w| {
+            CosignatureSigner::from_seed(&format!("witness.example/w{w}"), &[w; 32])
+                .unwrap()
+                .verifier()
+                .clone()
+        })
+        .collect()
+}
+
+/// The cosignature part of the contract, on a store holding checkpoints of sizes 3 and 5
+/// (`latest` is the one of size 5).
+fn cosignatures(store: &dyn LogStore, log: &TestLog, latest: &str) {
+    let three = store.read_checkpoints(3, 1).unwrap().remove(0).note;
+    assert_eq!(store.cosigned_checkpoint().unwrap(), None);
+
+    // Cosignatures for a size with no checkpoint, or lines that are not signature lines,
+    // are refused and store nothing.
+    assert!(matches!(
+        store.put_cosignatures(4, &[cosign(1, 10, latest)]),
+        Err(StoreError::NoCheckpoint { size: 4 })
+    ));
+    assert!(matches!(
+        store.put_cosignatures(3, &[cosign(1, 10, &three), "no line".into()]),
+        Err(StoreError::BadCosignature { .. })
+    ));
+    assert_eq!(store.cosigned_checkpoint().unwrap(), None);
+
+    store.put_cosignatures(3, &[cosign(1, 10, &three)]).unwrap();
+    let cosigned = store.cosigned_checkpoint().unwrap().unwrap();
+    assert_eq!(cosigned.size, 3);
+    assert_eq!(cosigned.note, format!("{three}{}", cosign(1, 10, &three)));
+
+    // The latest cosigned checkpoint wins; each witness's newer line replaces its older one
+    // for the same size; lines come by witness name; storing again changes nothing.
+    store.put_cosignatures(5, &[cosign(2, 20, latest)]).unwrap();
+    store
+        .put_cosignatures(5, &[cosign(1, 21, latest), cosign(2, 22, latest)])
+        .unwrap();
+    store.put_cosignatures(5, &[cosign(1, 21, latest)]).unwrap();
+    let cosigned = store.cosigned_checkpoint().unwrap().unwrap();
+    assert_eq!(cosigned.size, 5);
+    assert_eq!(
+        cosigned.note,
+        format!("{latest}{}{}", cosign(1, 21, latest), cosign(2, 22, latest))
+    );
+    let verified = verify_cosignatures(&cosigned.note, &witness_keys(&[1, 2]), 2).unwrap();
+    assert_eq!(
+        verified.iter().map(|v| v.timestamp()).collect::<Vec<_>>(),
+        [21, 22]
+    );
+    // The log signature still verifies with the log key alone (the witnesses' lines are of
+    // keys it does not know).
+    let log_key = log.verifier_of_key(4);
+    ea_audit::checkpoint::open_checkpoint(&cosigned.note, &[log_key], None).unwrap();
+    // Size 3 kept its own line.
+    store.put_cosignatures(3, &[]).unwrap();
+    assert_eq!(store.cosigned_checkpoint().unwrap().unwrap().size, 5);
 }

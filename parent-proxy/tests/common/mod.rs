@@ -20,6 +20,8 @@ pub struct LogBuilder {
     signer: NoteSigner,
     origin: String,
     tree: MerkleTree,
+    /// Set on a fork: records after the genesis say so, so the tree differs.
+    branch: Option<String>,
 }
 
 impl LogBuilder {
@@ -31,7 +33,35 @@ impl LogBuilder {
             signer: NoteSigner::new(&origin, Box::new(key)).unwrap(),
             origin,
             tree: MerkleTree::new(),
+            branch: None,
         }
+    }
+
+    /// A log of the same origin and log key whose records after the genesis differ (a
+    /// fork, as a second enclave with the same key could write).
+    pub fn fork(branch: &str) -> Self {
+        Self {
+            branch: Some(branch.to_owned()),
+            ..Self::new()
+        }
+    }
+
+    /// The log key's verifier.
+    pub fn verifier(&self) -> ea_audit::note::NoteVerifier {
+        self.signer.verifier().clone()
+    }
+
+    /// The origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn record(&self, seq: u64) -> Record {
+        let mut record = Self::record_at(seq);
+        if let (Some(branch), true) = (&self.branch, seq > 0) {
+            record.changes = ciborium::Value::Text(format!("change number {seq} of {branch}"));
+        }
+        record
     }
 
     /// Record `seq`: genesis at 0, a state change elsewhere.
@@ -60,7 +90,7 @@ impl LogBuilder {
     pub fn batch(&mut self, count: u64) -> (u64, Vec<Vec<u8>>, String) {
         let first = self.tree.size();
         let records: Vec<Vec<u8>> = (first..first + count)
-            .map(|seq| Self::record_at(seq).to_bytes().unwrap())
+            .map(|seq| self.record(seq).to_bytes().unwrap())
             .collect();
         for record in &records {
             self.tree.push(leaf_hash(record));
@@ -115,6 +145,12 @@ impl LogStore for FullDisk {
         Err(Self::error())
     }
     fn get_sealed_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(Self::error())
+    }
+    fn put_cosignatures(&self, _: u64, _: &[String]) -> Result<(), StoreError> {
+        Err(Self::error())
+    }
+    fn cosigned_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         Err(Self::error())
     }
 }

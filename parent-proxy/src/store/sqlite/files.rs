@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::schema::OLDEST_READABLE;
 use super::{db_error, BUSY_TIMEOUT, SCHEMA_VERSION};
 use crate::store::StoreError;
 
@@ -239,12 +240,13 @@ fn open_with(path: &Path, access: OpenFlags) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-/// Refuses a store of another schema version than this build's.
+/// Refuses a store of a schema version this build does not read (an older one it reads as
+/// it is: what the whole-file commands read did not change).
 pub(crate) fn check_version(connection: &Connection, path: &Path) -> Result<(), StoreError> {
     let found: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| db_error(path, e))?;
-    if found != SCHEMA_VERSION {
+    if !(OLDEST_READABLE..=SCHEMA_VERSION).contains(&found) {
         return Err(StoreError::UnsupportedSchema {
             path: path.to_owned(),
             found,
@@ -273,7 +275,7 @@ fn contents(path: &Path) -> Result<Contents, StoreFileError> {
             last_checkpoint_size: None,
             sealed_key: false,
         }),
-        (SCHEMA_VERSION, _) => Ok(count(&connection, path)?),
+        (OLDEST_READABLE..=SCHEMA_VERSION, _) => Ok(count(&connection, path)?),
         (found, _) => Err(StoreFileError::NotAStore {
             path: path.to_owned(),
             found,

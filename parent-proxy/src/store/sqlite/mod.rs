@@ -30,6 +30,7 @@ pub use build::{read_kept_key, BuiltStore, KeptKey, StoreBuilder};
 pub use files::StoreFileError;
 pub use schema::SCHEMA_VERSION;
 
+use super::cosigned::{append_to_note, parse_lines};
 use super::{size_after_append, Corruption, LogHead, LogStore, StoreError, StoredCheckpoint};
 
 /// How long a connection waits for a lock held by another process on the same file.
@@ -328,5 +329,73 @@ impl LogStore for SqliteLogStore {
             })
             .optional()
             .map_err(|e| self.db(e))
+    }
+
+    fn put_cosignatures(&self, size: u64, lines: &[String]) -> Result<(), StoreError> {
+        let parsed = parse_lines(lines)?;
+        let sql_size = to_sql_index(size)?;
+        let mut writer = lock(&self.writer);
+        // One small transaction (one fsync), at most once per witness and submission: it
+        // takes the write lock an append waits for only that long.
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        let stored = tx
+            .query_row(
+                "SELECT 1 FROM checkpoints WHERE size = ?1",
+                params![sql_size],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        if stored.is_none() {
+            return Err(StoreError::NoCheckpoint { size });
+        }
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO cosignatures (size, name, key_id, line) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(|e| self.db(e))?;
+            for line in &parsed {
+                insert
+                    .execute(params![sql_size, line.name, line.key_id, line.line])
+                    .map_err(|e| self.db(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    fn cosigned_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let mut reader = lock(&self.reader);
+        // One read transaction: the note and its lines of the same moment.
+        let tx = reader.transaction().map_err(|e| self.db(e))?;
+        let latest: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT checkpoints.size, checkpoints.note FROM checkpoints \
+                 WHERE checkpoints.size = (SELECT MAX(cosignatures.size) FROM cosignatures \
+                 JOIN checkpoints ON checkpoints.size = cosignatures.size)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        let Some((sql_size, note)) = latest else {
+            return Ok(None);
+        };
+        let size =
+            u64::try_from(sql_size).map_err(|_| self.corrupt(Corruption::Negative(sql_size)))?;
+        let mut statement = tx
+            .prepare_cached("SELECT line FROM cosignatures WHERE size = ?1 ORDER BY name, key_id")
+            .map_err(|e| self.db(e))?;
+        let lines = statement
+            .query_map(params![sql_size], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| self.db(e))?;
+        Ok(Some(StoredCheckpoint {
+            size,
+            note: append_to_note(&note, lines.iter().map(String::as_str)),
+        }))
     }
 }

@@ -1,5 +1,10 @@
 //! The database layout, its version, and the checks made when a file is opened.
 //!
+//! A store of an older version is brought up to this one when the proxy opens it (each
+//! step one transaction, adding what the next version has); the whole-file commands
+//! (`parent-proxy backup`, reading a backup's sealed key) read every version from
+//! [`OLDEST_READABLE`] on as it is, since nothing they read changed.
+//!
 //! Version 1:
 //! - `records(idx INTEGER PRIMARY KEY, bytes BLOB)`: record `idx` of the log, canonical bytes;
 //! - `records_count(idx)`: an index holding only the keys, so that counting the records on
@@ -7,6 +12,10 @@
 //!   records of 300 bytes: 10 ms instead of 320 ms, for about 5 us more per insert);
 //! - `checkpoints(size INTEGER PRIMARY KEY, note TEXT)`: the signed note for each size;
 //! - `sealed_key(id INTEGER PRIMARY KEY CHECK (id = 0), sealed BLOB)`: at most one row.
+//!
+//! Version 2 adds:
+//! - `cosignatures(size, name, key_id, line)`, keyed by `(size, name, key_id)`: a witness's
+//!   cosignature line on the checkpoint of `size`, one per witness key (name and key id).
 
 use std::path::Path;
 
@@ -16,7 +25,10 @@ use super::db_error;
 use crate::store::{Corruption, StoreError};
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The oldest version the whole-file commands read as it is (the proxy upgrades it on open).
+pub const OLDEST_READABLE: i64 = 1;
 
 const CREATE_V1: &str = "
     CREATE TABLE records (idx INTEGER PRIMARY KEY NOT NULL, bytes BLOB NOT NULL);
@@ -29,7 +41,20 @@ const CREATE_V1: &str = "
     PRAGMA user_version = 1;
 ";
 
-/// Creates the tables in a new file, or checks the version of an existing one.
+/// From version 1 to 2: the witnesses' cosignatures.
+const UPGRADE_TO_V2: &str = "
+    CREATE TABLE cosignatures (
+        size INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        key_id INTEGER NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (size, name, key_id)
+    );
+    PRAGMA user_version = 2;
+";
+
+/// Creates the tables in a new file, upgrades an older one, or checks the version of an
+/// existing one; a file of a newer version is refused.
 pub(super) fn create_or_check(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let db = |e| db_error(path, e);
     // IMMEDIATE: two processes opening a new file at once must not both create the tables.
@@ -42,6 +67,11 @@ pub(super) fn create_or_check(connection: &mut Connection, path: &Path) -> Resul
     match version {
         0 => {
             tx.execute_batch(CREATE_V1).map_err(db)?;
+            tx.execute_batch(UPGRADE_TO_V2).map_err(db)?;
+            tx.commit().map_err(db)
+        }
+        1 => {
+            tx.execute_batch(UPGRADE_TO_V2).map_err(db)?;
             tx.commit().map_err(db)
         }
         SCHEMA_VERSION => Ok(()),

@@ -260,3 +260,75 @@ fn a_second_writer_on_the_same_file_cannot_fork_the_log() {
     ));
     assert_eq!(other.head().unwrap().size, 2);
 }
+
+/// Makes the store at `path` a version 1 store, as an older proxy wrote it: no
+/// cosignatures table.
+fn downgrade_to_v1(path: &Path) {
+    Connection::open(path)
+        .unwrap()
+        .execute_batch("DROP TABLE cosignatures; PRAGMA user_version = 1;")
+        .unwrap();
+}
+
+#[test]
+fn a_store_of_version_1_opens_and_gains_the_cosignatures_table() {
+    let (_dir, path, store) = temp_store();
+    let log = fill(&store, 2, 3);
+    store.put_sealed_key(b"ciphertext").unwrap();
+    let checkpoints = store.read_checkpoints(0, 10).unwrap();
+    drop(store);
+    downgrade_to_v1(&path);
+
+    let store = SqliteLogStore::open(&path).unwrap();
+    let version: i64 = lock(&store.reader)
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(store.read_checkpoints(0, 10).unwrap(), checkpoints);
+    assert_eq!(store.get_sealed_key().unwrap().unwrap(), b"ciphertext");
+    assert_eq!(store.cosigned_checkpoint().unwrap(), None);
+    let latest = log.checkpoint();
+    store
+        .put_cosignatures(6, &[testing::cosign(1, 30, &latest)])
+        .unwrap();
+    drop(store);
+    // And the cosignatures survive a reopen.
+    let store = SqliteLogStore::open(&path).unwrap();
+    let cosigned = store.cosigned_checkpoint().unwrap().unwrap();
+    assert_eq!(cosigned.size, 6);
+    assert_eq!(
+        cosigned.note,
+        format!("{latest}{}", testing::cosign(1, 30, &latest))
+    );
+}
+
+#[test]
+fn a_backup_carries_the_cosignatures_and_an_older_store_is_backed_up_as_it_is() {
+    let (dir, path, store) = temp_store();
+    let log = fill(&store, 2, 2);
+    let latest = log.checkpoint();
+    store
+        .put_cosignatures(4, &[testing::cosign(1, 40, &latest)])
+        .unwrap();
+    let cosigned = store.cosigned_checkpoint().unwrap();
+    let to = dir.path().join("backup.sqlite");
+    backup(&path, &to).unwrap();
+    let copy = SqliteLogStore::open(&to).unwrap();
+    assert_eq!(copy.cosigned_checkpoint().unwrap(), cosigned);
+    drop((copy, store));
+
+    // A store an older proxy left behind: copied as version 1, upgraded when opened.
+    downgrade_to_v1(&path);
+    let old = dir.path().join("old-backup.sqlite");
+    let summary = backup(&path, &old).unwrap();
+    assert_eq!(summary.records, 4);
+    assert_eq!(read_kept_key(&old).unwrap().sealed, None);
+    let version: i64 = Connection::open(&old)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let reopened = SqliteLogStore::open(&old).unwrap();
+    assert_eq!(reopened.head().unwrap().size, 4);
+    assert_eq!(reopened.cosigned_checkpoint().unwrap(), None);
+}
