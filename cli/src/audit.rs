@@ -89,6 +89,16 @@ struct VerifyArgs {
     /// log was rolled back or forked since.
     #[arg(long = "since", value_name = "CHECKPOINT")]
     since: Vec<PathBuf>,
+    /// Require witnesses (repeatable): a witness key as `witness keygen` prints it
+    /// (<name>+<key id>+<base64>). The directory's witnessed checkpoint (`witnessed.json`,
+    /// saved by `audit fetch`) must carry valid cosignatures of at least
+    /// --witness-threshold distinct witnesses among these, be signed by one of the log's
+    /// attested keys, and be extended by the log (its root at that size).
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// How many distinct witnesses of --witness must have cosigned (default: all of them).
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    witness_threshold: Option<usize>,
     /// Also measure the signature floor: verify the embedded requests' signatures again,
     /// alone, chunk by chunk in the same run, and report verification's rate as a ratio of
     /// that (about doubles the run time; the floor's checks are not counted in the

@@ -22,6 +22,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ea_attestation::{TrustRoot, VerifyOptions};
 use ea_audit::answer::AnswerSignature;
+use ea_audit::cosignature::CosignatureVerifier;
 use ea_audit::note::{NoteVerifier, PUBLIC_KEY_LEN};
 use ea_audit::record::{Record, RecordKind};
 use ea_audit::verify::AttestationChecker;
@@ -114,6 +115,59 @@ struct TrustFile {
     /// every smaller one seen before: later answers must extend it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     checkpoint: Option<RememberedCheckpoint>,
+    /// Witness keys (`<name>+<key id>+<base64(04 || key)>`) whose cosignatures on the log's
+    /// checkpoints this file's owner requires (`govctl trust init --witness`). Kept for
+    /// checks against witnessed checkpoints; `govctl audit verify --witness` takes them as
+    /// flags. Older govctl refuse a file that has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    witnesses: Vec<String>,
+    /// How many distinct witnesses of `witnesses` must cosign (absent: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    witness_threshold: Option<usize>,
+}
+
+/// Witness keys a client pins and how many of them must cosign a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessPins {
+    /// The keys.
+    pub keys: Vec<CosignatureVerifier>,
+    /// Distinct witnesses (by name) whose valid cosignatures are required, at least 1.
+    pub threshold: usize,
+}
+
+impl WitnessPins {
+    /// Parses `--witness VKEY` values and `--witness-threshold K` (default: every distinct
+    /// witness named). `None` without keys; a threshold without keys, of 0, or above the
+    /// number of distinct witnesses is refused.
+    pub fn parse(vkeys: &[String], threshold: Option<usize>) -> anyhow::Result<Option<Self>> {
+        if vkeys.is_empty() {
+            ensure!(
+                threshold.is_none(),
+                "a witness threshold needs witness keys (--witness VKEY)"
+            );
+            return Ok(None);
+        }
+        let mut keys: Vec<CosignatureVerifier> = Vec::new();
+        for vkey in vkeys {
+            let key: CosignatureVerifier = vkey.trim().parse().with_context(|| {
+                format!(
+                    "witness key {vkey:?} is not a cosignature verifier key                      <name>+<8 hex digits>+<base64(0x04 || key)> (as `witness keygen` prints it)"
+                )
+            })?;
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let names: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.name()).collect();
+        let threshold = threshold.unwrap_or(names.len());
+        ensure!(
+            (1..=names.len()).contains(&threshold),
+            "a witness threshold of {threshold} cannot be met by {} distinct witnesses (it is \
+             between 1 and their number)",
+            names.len()
+        );
+        Ok(Some(Self { keys, threshold }))
+    }
 }
 
 /// A tree head the enclave signed in an answer, kept with that signature as evidence.
@@ -202,6 +256,8 @@ pub async fn init_pinned(
             log_keys: Vec::new(),
             images: Vec::new(),
             checkpoint: None,
+            witnesses: Vec::new(),
+            witness_threshold: None,
         },
         genesis_hash,
     };
@@ -265,6 +321,8 @@ impl Trust {
             .genesis_hash
             .parse()
             .map_err(|_| anyhow::anyhow!("{}: genesisHash is not 64 hex digits", path.display()))?;
+        WitnessPins::parse(&file.witnesses, file.witness_threshold)
+            .with_context(|| format!("{}: its witnesses", path.display()))?;
         if file.attestation == Some(AttestationMode::InsecureQemuUnsigned) {
             ensure!(
                 file.root_pem.is_none(),
@@ -278,6 +336,13 @@ impl Trust {
             file,
             genesis_hash,
         })
+    }
+
+    /// Pins these witnesses (replacing any pinned before) and writes the file.
+    pub fn pin_witnesses(&mut self, pins: &WitnessPins) -> anyhow::Result<()> {
+        self.file.witnesses = pins.keys.iter().map(ToString::to_string).collect();
+        self.file.witness_threshold = Some(pins.threshold);
+        self.save()
     }
 
     fn save(&mut self) -> anyhow::Result<()> {
@@ -817,6 +882,14 @@ struct InitArgs {
     /// Accept debug-mode enclaves (their PCRs are zero: they prove nothing about the image).
     #[arg(long)]
     allow_debug: bool,
+    /// Pin a witness key (repeatable), as `witness keygen` prints it
+    /// (<name>+<key id>+<base64>): the witnesses whose cosignatures this file requires on the
+    /// log's checkpoints (stored as `witnesses`; `govctl audit verify --witness` checks them).
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// How many distinct pinned witnesses must cosign (default: all of them).
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    witness_threshold: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -861,6 +934,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    // Checked before anything is asked or written.
+    let witnesses = WitnessPins::parse(&args.witnesses, args.witness_threshold)?;
     let client = ApiClient::new(&args.endpoint)?;
     let description: Description = serde_json::from_value(client.get_json("/v1/enclave").await?)
         .context("the enclave's description")?;
@@ -913,6 +988,15 @@ async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         index,
     )
     .await?;
+    if let Some(pins) = &witnesses {
+        let mut trust = Trust::load(&args.trust)?;
+        trust.pin_witnesses(pins)?;
+        eprintln!(
+            "govctl: pinned {} witness keys, {} of them required",
+            pins.keys.len(),
+            pins.threshold
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -973,6 +1057,37 @@ mod tests {
             text.contains(r#""attestation":"insecure-qemu-unsigned""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn pinned_witnesses_are_kept_and_checked_when_the_file_is_read() {
+        let key = ea_audit::cosignature::CosignatureSigner::from_seed("w.example/w1", &[1; 32])
+            .unwrap()
+            .verifier()
+            .to_string();
+        let with = |witnesses: serde_json::Value, threshold: Option<usize>| {
+            let mut value: serde_json::Value = serde_json::from_str(&file(None, None)).unwrap();
+            value["witnesses"] = witnesses;
+            if let Some(k) = threshold {
+                value["witnessThreshold"] = k.into();
+            }
+            value.to_string()
+        };
+        let trust = load(&with(serde_json::json!([key]), Some(1))).unwrap();
+        assert_eq!(trust.file.witnesses, std::slice::from_ref(&key));
+        let text = serde_json::to_string(&trust.file).unwrap();
+        assert!(text.contains(r#""witnessThreshold":1"#), "{text}");
+        assert!(load(&with(serde_json::json!([key]), Some(2))).is_err());
+        assert!(load(&with(
+            serde_json::json!(["w.example/w1+00000000+AAAA"]),
+            None
+        ))
+        .is_err());
+        assert!(load(&with(serde_json::json!([]), Some(1))).is_err());
+        // A file without witnesses is written without the fields (older govctl read it).
+        let plain = load(&file(None, None)).unwrap();
+        let text = serde_json::to_string(&plain.file).unwrap();
+        assert!(!text.contains("witness"), "{text}");
     }
 
     #[test]

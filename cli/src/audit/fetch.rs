@@ -6,6 +6,9 @@
 //! a directory that holds an earlier fetch of the same log downloads only what was added;
 //! files are first cut back to the lengths the manifest records, so a fetch that was
 //! interrupted leaves nothing half-written behind.
+//!
+//! It also saves the latest checkpoint witnesses cosigned (`GET /v1/log/witnessed`), read
+//! before the log's head so that the log fetched covers it, as `witnessed.json`.
 
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
@@ -17,7 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::layout::{self, Manifest, CHECKPOINTS, FORMAT, RECORDS};
+use super::layout::{self, Manifest, Witnessed, CHECKPOINTS, FORMAT, RECORDS, WITNESSED};
 use crate::client::{ApiClient, EndpointArgs};
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +51,15 @@ struct Resume {
 
 pub async fn run(endpoint: &EndpointArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     let client = ApiClient::new(endpoint)?;
+    // Read before the head, so that it is never larger than what this fetch covers (the
+    // store's checkpoints only grow).
+    let witnessed = client
+        .get_json("/v1/log/witnessed")
+        .await
+        .and_then(|value| {
+            serde_json::from_value::<CheckpointJson>(value)
+                .context("the witnessed checkpoint is not {size, checkpoint}")
+        });
     let head: CheckpointJson = serde_json::from_value(
         client
             .get_json("/v1/log/checkpoint")
@@ -161,7 +173,50 @@ pub async fn run(endpoint: &EndpointArgs, dir: &Path) -> anyhow::Result<ExitCode
         checkpoints,
         dir.display()
     );
+    save_witnessed(dir, witnessed, size, &manifest.fetched_at)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Saves the witnessed checkpoint the endpoint served, if any, beside the log. Without one,
+/// an earlier `witnessed.json` stays: it is still a checkpoint the log must extend.
+fn save_witnessed(
+    dir: &Path,
+    witnessed: anyhow::Result<CheckpointJson>,
+    size: u64,
+    fetched_at: &str,
+) -> anyhow::Result<()> {
+    let kept = if dir.join(WITNESSED).exists() {
+        format!("; the earlier {WITNESSED} stays")
+    } else {
+        String::new()
+    };
+    match witnessed {
+        Ok(witnessed) if witnessed.size <= size => {
+            layout::write_witnessed(
+                dir,
+                &Witnessed {
+                    size: witnessed.size,
+                    checkpoint: witnessed.checkpoint,
+                    fetched_at: fetched_at.to_owned(),
+                },
+            )?;
+            println!(
+                "saved the witnessed checkpoint (size {}) as {WITNESSED}",
+                witnessed.size
+            );
+        }
+        Ok(witnessed) => eprintln!(
+            "govctl: the witnessed checkpoint has size {}, beyond the {size} records fetched;              not saved{kept}",
+            witnessed.size
+        ),
+        Err(error) if format!("{error:#}").contains("not_witnessed") => {
+            eprintln!("govctl: the endpoint serves no witnessed checkpoint yet{kept}")
+        }
+        Err(error) => {
+            eprintln!("govctl: no witnessed checkpoint saved ({error:#}){kept}")
+        }
+    }
+    Ok(())
 }
 
 /// Checks what `dir` holds and cuts its files back to what its manifest vouches for.

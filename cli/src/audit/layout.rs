@@ -7,7 +7,10 @@
 //!   such a line (the writer refuses one that does), so the layout is unambiguous;
 //! - `manifest.json`: what was fetched, from where and when, and the byte lengths of the two
 //!   files, so that an interrupted fetch can be resumed exactly. It is written last, and is
-//!   not needed to verify.
+//!   not needed to verify;
+//! - `witnessed.json` (when the parent serves one): the latest checkpoint witnesses
+//!   cosigned, `{"size", "checkpoint", "fetched_at"}`, its note carrying the log's signature
+//!   and the cosignature lines; `govctl audit verify --witness` checks it.
 
 use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
@@ -29,8 +32,71 @@ pub const SEPARATOR: &str = "---";
 /// The layout version, in every manifest.
 pub const FORMAT: &str = "enclave-approvals-log-export/1";
 
+/// The witnessed checkpoint's file name.
+pub const WITNESSED: &str = "witnessed.json";
+
 /// Largest manifest read.
 const MAX_MANIFEST_LEN: u64 = 64 * 1024;
+
+/// Largest `witnessed.json` read: a note is at most 128 KiB, and JSON escapes little of it.
+const MAX_WITNESSED_LEN: u64 = 512 * 1024;
+
+/// `witnessed.json`: the checkpoint witnesses cosigned, as `GET /v1/log/witnessed` served it.
+/// Nothing in it is trusted: `audit verify --witness` checks the note's signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Witnessed {
+    /// The size the parent says the checkpoint has (the note's own is what counts).
+    pub size: u64,
+    /// The checkpoint note with the log's signature and the cosignature lines.
+    pub checkpoint: String,
+    /// When it was fetched, RFC 3339.
+    pub fetched_at: String,
+}
+
+/// Reads `witnessed.json` of `dir`, if there is one.
+pub fn read_witnessed(dir: &Path) -> anyhow::Result<Option<Witnessed>> {
+    let path = dir.join(WITNESSED);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("opening {}", path.display())),
+    };
+    let mut text = String::new();
+    file.take(MAX_WITNESSED_LEN + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if text.len() as u64 > MAX_WITNESSED_LEN {
+        bail!(
+            "{} is larger than 512 KiB: not a witnessed checkpoint",
+            path.display()
+        );
+    }
+    let witnessed =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Some(witnessed))
+}
+
+/// Writes `witnessed.json` of `dir` (a temporary file, then renamed over the old one).
+pub fn write_witnessed(dir: &Path, witnessed: &Witnessed) -> anyhow::Result<()> {
+    write_json(dir, WITNESSED, witnessed)
+}
+
+/// Writes `value` as `dir/name`: to a temporary file first, flushed, then renamed over the
+/// old one, so a reader sees the old file or the new one, never half of one.
+fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.tmp"));
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    let mut file =
+        File::create(&temporary).with_context(|| format!("creating {}", temporary.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, &path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
 
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,17 +152,7 @@ pub fn read_manifest(dir: &Path) -> anyhow::Result<Option<Manifest>> {
 /// Writes the manifest of `dir`: to a temporary file first, then renamed over the old one,
 /// so a reader sees the old manifest or the new one, never half of one.
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
-    let path = dir.join(MANIFEST);
-    let temporary = dir.join(format!("{MANIFEST}.tmp"));
-    let mut text = serde_json::to_string_pretty(manifest)?;
-    text.push('\n');
-    let mut file =
-        File::create(&temporary).with_context(|| format!("creating {}", temporary.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::rename(&temporary, &path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
+    write_json(dir, MANIFEST, manifest)
 }
 
 /// Writes one record: its length, then its bytes.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use ea_audit::cosignature::{verify_cosignatures, CosignatureError};
 use ea_audit::note::NoteVerifier;
 use ea_audit::receipt::{verify_receipt, ReceiptError};
 use ea_audit::verify::{
@@ -27,9 +28,11 @@ use serde::Serialize;
 use super::attest::{self, DocumentChecker};
 use super::layout::{
     self, Manifest, NoteFileError, NoteReader, RecordFileError, RecordReader, CHECKPOINTS, RECORDS,
+    WITNESSED,
 };
 use super::requests::{LedgerKeys, SignatureChecker, SignatureFloor};
 use super::VerifyArgs;
+use crate::trust::WitnessPins;
 
 /// Why a log directory does not verify.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,143 @@ pub enum Refusal {
     /// The log verifies but does not extend a checkpoint given with `--since`.
     #[error(transparent)]
     Since(#[from] SinceRefusal),
+    /// The log verifies but the witnesses required with `--witness` did not cosign a
+    /// checkpoint it extends.
+    #[error(transparent)]
+    Witnessed(#[from] WitnessRefusal),
+}
+
+/// Why the witnesses required with `--witness` are not satisfied.
+#[derive(Debug, thiserror::Error)]
+pub enum WitnessRefusal {
+    /// The directory holds no witnessed checkpoint.
+    #[error(
+        "{} holds no witnessed checkpoint ({WITNESSED}): the endpoint served none when it was \
+         fetched (its parent submits to no witness, or none has cosigned yet), or the fetch \
+         predates it; witnesses cannot be required",
+        dir.display()
+    )]
+    Missing {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The file cannot be read.
+    #[error("{WITNESSED} cannot be read: {reason}")]
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+    /// The note is not signed by one of the log's attested keys.
+    #[error("the witnessed checkpoint is not signed by a log key this log attests: {reason}")]
+    NotSignedByLog {
+        /// Why.
+        reason: String,
+    },
+    /// Fewer of the required witnesses cosigned it than the threshold.
+    #[error("the witnessed checkpoint of size {size} lacks the required cosignatures: {source}")]
+    Cosignatures {
+        /// Its size.
+        size: u64,
+        /// What `verify_cosignatures` found.
+        source: CosignatureError,
+    },
+    /// The log does not extend it.
+    #[error(
+        "the log does not extend the witnessed checkpoint of size {size} (the log holds \
+         {records} records{}): the witnesses cosigned another history than this one (a fork), \
+         or the log was cut",
+        if *records >= *size { ", with another root at that size" } else { "" }
+    )]
+    NotExtended {
+        /// Its size.
+        size: u64,
+        /// The log's size.
+        records: u64,
+    },
+}
+
+/// The witnessed checkpoint that satisfied `--witness`.
+#[derive(Debug, Serialize)]
+pub struct WitnessedReport {
+    /// Its size.
+    size: u64,
+    /// Its root (base64).
+    root: String,
+    /// The threshold required.
+    threshold: usize,
+    /// Distinct witnesses pinned.
+    pinned: usize,
+    /// The witnesses whose cosignatures verified, by name.
+    witnesses: Vec<CosignerJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct CosignerJson {
+    name: String,
+    key: String,
+    /// When it cosigned, POSIX seconds (as the witness states).
+    timestamp: u64,
+    /// The same, RFC 3339.
+    time: String,
+}
+
+/// Checks the directory's witnessed checkpoint against `pins`: signed by one of the log's
+/// attested keys, cosigned by at least `pins.threshold` distinct pinned witnesses, and
+/// extended by the verified log (`tree`).
+fn check_witnessed(
+    dir: &Path,
+    pins: &WitnessPins,
+    summary: &LogSummary,
+    tree: &MerkleTree,
+) -> Result<WitnessedReport, WitnessRefusal> {
+    let witnessed = layout::read_witnessed(dir)
+        .map_err(|e| WitnessRefusal::Unreadable {
+            reason: format!("{e:#}"),
+        })?
+        .ok_or_else(|| WitnessRefusal::Missing {
+            dir: dir.to_owned(),
+        })?;
+    let keys: Vec<NoteVerifier> = summary
+        .log_keys
+        .iter()
+        .map(|k| k.verifier.clone())
+        .collect();
+    let opened =
+        ea_audit::checkpoint::open_checkpoint(&witnessed.checkpoint, &keys, Some(&summary.origin))
+            .map_err(|e| WitnessRefusal::NotSignedByLog {
+                reason: e.to_string(),
+            })?;
+    let checkpoint = opened.checkpoint();
+    let cosigners = verify_cosignatures(&witnessed.checkpoint, &pins.keys, pins.threshold)
+        .map_err(|source| WitnessRefusal::Cosignatures {
+            size: checkpoint.size,
+            source,
+        })?;
+    if tree.root_at(checkpoint.size) != Some(checkpoint.root) {
+        return Err(WitnessRefusal::NotExtended {
+            size: checkpoint.size,
+            records: tree.size(),
+        });
+    }
+    let pinned: std::collections::BTreeSet<&str> = pins.keys.iter().map(|k| k.name()).collect();
+    Ok(WitnessedReport {
+        size: checkpoint.size,
+        root: STANDARD.encode(checkpoint.root.as_bytes()),
+        threshold: pins.threshold,
+        pinned: pinned.len(),
+        witnesses: cosigners
+            .iter()
+            .map(|c| CosignerJson {
+                name: c.witness().name().to_owned(),
+                key: c.witness().to_string(),
+                timestamp: c.timestamp(),
+                time: i64::try_from(c.timestamp())
+                    .ok()
+                    .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                    .map_or_else(|| c.timestamp().to_string(), |t| t.to_string()),
+            })
+            .collect(),
+    })
 }
 
 /// Why a log does not extend a checkpoint kept earlier (`--since`).
@@ -190,7 +330,9 @@ impl Refusal {
                 | ReceiptRefusal::Missing { index, .. }
                 | ReceiptRefusal::Rewritten { index, .. },
             ) => Some(*index),
-            Refusal::Receipt(ReceiptRefusal::Unreadable { .. }) | Refusal::Since(_) => None,
+            Refusal::Receipt(ReceiptRefusal::Unreadable { .. })
+            | Refusal::Since(_)
+            | Refusal::Witnessed(_) => None,
         }
     }
 }
@@ -394,6 +536,9 @@ struct Verified<'a> {
     endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fetched_at: Option<String>,
+    /// With `--witness`: the witnessed checkpoint the log extends and who cosigned it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    witnessed: Option<&'a WitnessedReport>,
     timing: &'a Timing,
 }
 
@@ -410,6 +555,8 @@ fn open(dir: &std::path::Path, name: &str) -> anyhow::Result<File> {
 }
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    // Checked before the (long) verification.
+    let witness_pins = WitnessPins::parse(&args.witnesses, args.witness_threshold)?;
     let pins = attest::options(
         args.root.as_deref(),
         args.insecure_qemu_attestation,
@@ -440,10 +587,14 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let outcome = outcome.and_then(|(summary, tree)| {
         check_receipts(&args.receipts, &summary, &tree)?;
         check_since(&args.since, &summary, &tree)?;
-        Ok(summary)
+        let witnessed = witness_pins
+            .as_ref()
+            .map(|pins| check_witnessed(&args.dir, pins, &summary, &tree))
+            .transpose()?;
+        Ok((summary, witnessed))
     });
     match outcome {
-        Ok(summary) => {
+        Ok((summary, witnessed)) => {
             let history = image_history(&summary, &requests.directory().image_history());
             if let Some(path) = &args.state_out {
                 let state = requests
@@ -458,7 +609,14 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 elapsed,
                 args.signature_floor.then(|| floor.total()),
             );
-            print_verified(&summary, &history, manifest.as_ref(), &timing, args.json)?;
+            print_verified(
+                &summary,
+                &history,
+                manifest.as_ref(),
+                witnessed.as_ref(),
+                &timing,
+                args.json,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(refusal) => {
@@ -614,6 +772,7 @@ fn print_verified(
     summary: &LogSummary,
     history: &[Era],
     manifest: Option<&Manifest>,
+    witnessed: Option<&WitnessedReport>,
     timing: &Timing,
     json: bool,
 ) -> io::Result<()> {
@@ -638,6 +797,7 @@ fn print_verified(
             images: history,
             endpoint: manifest.map(|m| m.endpoint.clone()),
             fetched_at: manifest.map(|m| m.fetched_at.clone()),
+            witnessed,
             timing,
         };
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -686,6 +846,25 @@ fn print_verified(
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
+    }
+    if let Some(witnessed) = witnessed {
+        writeln!(
+            out,
+            "witnessed:   checkpoint {} (root {}) cosigned by {} of the {} pinned witnesses \
+             ({} required), which the log extends",
+            witnessed.size,
+            witnessed.root,
+            witnessed.witnesses.len(),
+            witnessed.pinned,
+            witnessed.threshold
+        )?;
+        for cosigner in &witnessed.witnesses {
+            writeln!(
+                out,
+                "witness:     {} cosigned at {}",
+                cosigner.name, cosigner.time
+            )?;
+        }
     }
     if let Some(manifest) = manifest {
         writeln!(
@@ -882,6 +1061,163 @@ mod tests {
         let reply = serde_json::json!({"result": {}, "records": [proof]});
         std::fs::write(&path, reply.to_string()).unwrap();
         path
+    }
+
+    fn witness(seed: u8) -> ea_audit::cosignature::CosignatureSigner {
+        ea_audit::cosignature::CosignatureSigner::from_seed(
+            &format!("witness.example/w{seed}"),
+            &[seed; 32],
+        )
+        .unwrap()
+    }
+
+    /// A directory holding `witnessed.json`: the checkpoint of `size` of the log in
+    /// `record_file` (or with `root` instead), signed by the log key of seed `log_seed`,
+    /// cosigned by `witnesses`.
+    fn witnessed_dir(
+        record_file: &[u8],
+        size: u64,
+        root: Option<ea_audit::Hash>,
+        log_seed: u8,
+        witnesses: &[u8],
+    ) -> tempfile::TempDir {
+        let mut reader = layout::RecordReader::new(record_file);
+        let mut all = Vec::new();
+        while let Some(bytes) = reader.next_record().unwrap() {
+            all.push(bytes);
+        }
+        let tree = MerkleTree::from_leaves(all.iter().map(|b| leaf_hash(b)));
+        let origin = log_origin(&Record::from_bytes(&all[0]).unwrap().record_hash().unwrap());
+        let key = Ed25519KeyPair::from_seed_unchecked(&[log_seed; 32]).unwrap();
+        let checkpoint = Checkpoint {
+            origin: origin.clone(),
+            size,
+            root: root.unwrap_or_else(|| tree.root_at(size).unwrap()),
+        };
+        let mut note = checkpoint
+            .sign(&NoteSigner::new(&origin, Box::new(key)).unwrap())
+            .unwrap();
+        for &w in witnesses {
+            note.push_str(
+                &witness(w)
+                    .sign(1_700_000_000 + u64::from(w), &checkpoint.to_text())
+                    .unwrap(),
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        layout::write_witnessed(
+            dir.path(),
+            &layout::Witnessed {
+                size,
+                checkpoint: note,
+                fetched_at: "2026-01-01T00:00:00Z".into(),
+            },
+        )
+        .unwrap();
+        dir
+    }
+
+    fn pins(witnesses: &[u8], threshold: Option<usize>) -> anyhow::Result<Option<WitnessPins>> {
+        let keys: Vec<String> = witnesses
+            .iter()
+            .map(|&w| witness(w).verifier().to_string())
+            .collect();
+        WitnessPins::parse(&keys, threshold)
+    }
+
+    #[test]
+    fn the_witnessed_checkpoint_needs_the_threshold_of_pinned_cosignatures_and_the_log_extending_it(
+    ) {
+        let (alice, _) = RequestSigner::generate(SignatureAlgorithm::ES256).unwrap();
+        let (records, notes) = files(&alice, signed_by(&alice, "alice"));
+        let (summary, tree) = verify_files(
+            records.as_slice(),
+            notes.as_slice(),
+            KeyIsTheDocument,
+            SignatureChecker::new(TestDirectory::default()),
+        )
+        .unwrap();
+        let both = pins(&[1, 2], None).unwrap().unwrap();
+        assert_eq!(both.threshold, 2);
+
+        let dir = witnessed_dir(&records, 3, None, 8, &[1, 2]);
+        let report = check_witnessed(dir.path(), &both, &summary, &tree).unwrap();
+        assert_eq!((report.size, report.threshold, report.pinned), (3, 2, 2));
+        assert_eq!(
+            report
+                .witnesses
+                .iter()
+                .map(|w| (w.name.as_str(), w.timestamp))
+                .collect::<Vec<_>>(),
+            [
+                ("witness.example/w1", 1_700_000_001),
+                ("witness.example/w2", 1_700_000_002)
+            ]
+        );
+        // One of two is enough when one is asked for; a key that did not cosign counts for
+        // nothing.
+        let one_of = pins(&[1, 3], Some(1)).unwrap().unwrap();
+        assert_eq!(
+            check_witnessed(dir.path(), &one_of, &summary, &tree)
+                .unwrap()
+                .witnesses
+                .len(),
+            1
+        );
+        let wrong = pins(&[1, 3], None).unwrap().unwrap();
+        let refusal = check_witnessed(dir.path(), &wrong, &summary, &tree).unwrap_err();
+        assert!(
+            matches!(
+                refusal,
+                WitnessRefusal::Cosignatures {
+                    size: 3,
+                    source: CosignatureError::BelowThreshold {
+                        threshold: 2,
+                        verified: 1,
+                        ..
+                    }
+                }
+            ),
+            "{refusal}"
+        );
+        // Thresholds beyond the pinned witnesses, or of none, are refused up front.
+        assert!(pins(&[1, 2], Some(3)).is_err());
+        assert!(pins(&[1, 2], Some(0)).is_err());
+        assert!(WitnessPins::parse(&[], Some(1)).is_err());
+        assert!(WitnessPins::parse(&["not a key".into()], None).is_err());
+        // The same key twice is one witness.
+        assert_eq!(pins(&[1, 1], None).unwrap().unwrap().threshold, 1);
+
+        // No witnessed checkpoint at all.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            check_witnessed(empty.path(), &both, &summary, &tree),
+            Err(WitnessRefusal::Missing { .. })
+        ));
+        // Cosigned, but of another history (a fork): the log does not extend it.
+        let fork = witnessed_dir(&records, 3, Some(leaf_hash(b"fork")), 8, &[1, 2]);
+        assert!(matches!(
+            check_witnessed(fork.path(), &both, &summary, &tree),
+            Err(WitnessRefusal::NotExtended {
+                size: 3,
+                records: 4
+            })
+        ));
+        // Beyond the log.
+        let beyond = witnessed_dir(&records, 5, Some(leaf_hash(b"later")), 8, &[1, 2]);
+        assert!(matches!(
+            check_witnessed(beyond.path(), &both, &summary, &tree),
+            Err(WitnessRefusal::NotExtended {
+                size: 5,
+                records: 4
+            })
+        ));
+        // Not signed by the log's key.
+        let other_key = witnessed_dir(&records, 3, None, 9, &[1, 2]);
+        assert!(matches!(
+            check_witnessed(other_key.path(), &both, &summary, &tree),
+            Err(WitnessRefusal::NotSignedByLog { .. })
+        ));
     }
 
     #[test]
