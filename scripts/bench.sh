@@ -6,6 +6,7 @@
 #   scripts/bench.sh                 # 10 s per run
 #   EA_BENCH_DURATION=30s scripts/bench.sh
 #   EA_BENCH_MIXES=check=0,change=0,approval=1 scripts/bench.sh   # one mix only
+#   EA_BENCH_CLIENTS=64 scripts/bench.sh                            # one client count only
 #
 # Loopback only. The stack is stopped at the end, and its directory removed.
 set -euo pipefail
@@ -49,7 +50,7 @@ export GOVCTL_TRUST="$dir/trust.json"
 
 mixes=${EA_BENCH_MIXES:-check=1,change=0,approval=0 check=0,change=1,approval=0 check=0,change=0,approval=1}
 for mix in $mixes; do
-  for clients in 1 16 64; do
+  for clients in ${EA_BENCH_CLIENTS:-1 16 64}; do
     echo "# mix=$mix clients=$clients duration=$duration"
     "$govctl" bench --clients "$clients" --duration "$duration" --mix "$mix" --json
   done

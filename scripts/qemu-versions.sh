@@ -1,7 +1,7 @@
 # Sourced by setup-qemu.sh, build-kernel.sh and build-eif-local.sh: the pinned versions of
 # everything the real image and its QEMU runs are built from. Changing the kernel's version
 # changes PCR0 and PCR1 of every image built afterwards (an image change).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the variables are used by the scripts that source it
 
 # Where builds are cached, outside the work tree, keyed by version and options.
 EA_CACHE_DIR=${EA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/enclave-approvals}
