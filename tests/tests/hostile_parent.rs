@@ -464,9 +464,21 @@ fn a_forged_acknowledgement_is_caught_and_the_receipt_proves_it() {
 
     // The next append does not fit the store's log: the enclave rebuilds from the log,
     // finds it shorter than what it acknowledged, and refuses to go on (it would fork).
-    let next = h
+    // A client that remembers the acknowledged tree sees the store's log is shorter and
+    // sends nothing (exit 4); one without that memory sends, and the enclave refuses.
+    let remembered = h
         .deployment
         .govctl("admin", &["principal", "create", "next"]);
+    assert_eq!(remembered.code, Some(4), "{}", remembered.stderr);
+    assert!(
+        remembered.stderr.contains("rolled back or forked"),
+        "{}",
+        remembered.stderr
+    );
+    let next = h.deployment.govctl(
+        "admin",
+        &["principal", "create", "next", "--dangerous-skip-receipts"],
+    );
     assert_eq!(next.code, Some(1), "{}", next.stderr);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -483,9 +495,15 @@ fn a_forged_acknowledgement_is_caught_and_the_receipt_proves_it() {
         assert!(Instant::now() < deadline, "health never said why: {text}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let refused = h
-        .deployment
-        .govctl("admin", &["principal", "create", "refused"]);
+    let refused = h.deployment.govctl(
+        "admin",
+        &[
+            "principal",
+            "create",
+            "refused",
+            "--dangerous-skip-receipts",
+        ],
+    );
     assert_eq!(refused.code, Some(1));
     assert_eq!(refused.error_code(), "recovering", "{}", refused.stderr);
 
@@ -638,9 +656,26 @@ fn a_second_enclave_with_the_same_kms_key_cannot_lead_a_running_one_onto_its_bra
         Action::Forward
     });
     h.store.forget();
-    let gov = h
+    // A client that saw the first branch refuses the store's other branch before sending
+    // (exit 4); one without that memory sends, and the enclave refuses.
+    let remembered = h
         .deployment
         .govctl("admin", &["principal", "create", "refused-append"]);
+    assert_eq!(remembered.code, Some(4), "{}", remembered.stderr);
+    assert!(
+        remembered.stderr.contains("rolled back or forked"),
+        "{}",
+        remembered.stderr
+    );
+    let gov = h.deployment.govctl(
+        "admin",
+        &[
+            "principal",
+            "create",
+            "refused-append",
+            "--dangerous-skip-receipts",
+        ],
+    );
     assert_eq!(gov.code, Some(1), "{}", gov.stderr);
 
     // The enclave refuses the branch: phase `failed`, naming the size and both roots.
@@ -687,9 +722,15 @@ fn a_second_enclave_with_the_same_kms_key_cannot_lead_a_running_one_onto_its_bra
         .output()
         .unwrap();
     assert!(!health.status.success());
-    let refused = h
-        .deployment
-        .govctl("admin", &["principal", "create", "after-the-fork"]);
+    let refused = h.deployment.govctl(
+        "admin",
+        &[
+            "principal",
+            "create",
+            "after-the-fork",
+            "--dangerous-skip-receipts",
+        ],
+    );
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
 
     // Nothing written after the refused append.
