@@ -17,6 +17,10 @@
 //! consistent copy taken while it serves ([`store::backup()`]), and a new store rebuilt from
 //! a verified `govctl audit fetch` directory ([`import`]).
 //!
+//! It submits the log's checkpoints to C2SP tlog-witnesses in the background and keeps their
+//! cosignatures in the store, served at `GET /v1/log/witnessed` ([`witnesses`]); appends never
+//! wait for a witness.
+//!
 //! For an enclave booted under QEMU rather than by nitro-cli, it can also answer the boot
 //! heartbeat that nitro-cli answers on EC2 ([`heartbeat`]).
 

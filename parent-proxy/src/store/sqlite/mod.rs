@@ -373,9 +373,10 @@ impl LogStore for SqliteLogStore {
         let tx = reader.transaction().map_err(|e| self.db(e))?;
         let latest: Option<(i64, String)> = tx
             .query_row(
-                "SELECT checkpoints.size, checkpoints.note FROM checkpoints \
-                 WHERE checkpoints.size = (SELECT MAX(cosignatures.size) FROM cosignatures \
-                 JOIN checkpoints ON checkpoints.size = cosignatures.size)",
+                // Walks the cosignatures' key from the largest size: one step when the
+                // latest cosigned size has its checkpoint, as it always has.
+                "SELECT c.size, k.note FROM cosignatures c JOIN checkpoints k ON k.size = c.size \
+                 ORDER BY c.size DESC LIMIT 1",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
