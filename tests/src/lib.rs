@@ -200,11 +200,21 @@ impl Drop for Process {
 
 /// Waits until `path` exists (a unix socket being bound), up to `timeout`.
 pub fn wait_for_path(path: &Path, timeout: Duration) {
+    use std::os::unix::fs::FileTypeExt as _;
     let deadline = Instant::now() + timeout;
-    while !path.exists() {
+    // A unix socket exists from its bind(), before its listen(): a connection in between is
+    // refused. Wait until one is accepted.
+    let ready = |path: &Path| match std::fs::metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::os::unix::net::UnixStream::connect(path).is_ok()
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    };
+    while !ready(path) {
         assert!(
             Instant::now() < deadline,
-            "{} did not appear within {timeout:?}",
+            "{} did not appear (or accept connections) within {timeout:?}",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(10));

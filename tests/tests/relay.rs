@@ -23,8 +23,19 @@ fn client() -> reqwest::Client {
 async fn health_and_describe_are_relayed() {
     let stack = LocalStack::start(&[], &[]);
     let client = client();
-    // Before its genesis the enclave answers, and says it does not serve yet.
-    let (status, body) = get_json(&client, &format!("{}/v1/health", stack.url)).await;
+    // Before its genesis the enclave answers, and says it does not serve yet (once it has
+    // reached the store: `starting` until then).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (status, body) = loop {
+        let (status, body) = get_json(&client, &format!("{}/v1/health", stack.url)).await;
+        let starting = body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is starting"));
+        if !starting || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "enclave_not_ready");
     assert!(
