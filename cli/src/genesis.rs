@@ -67,6 +67,14 @@ struct InitArgs {
     /// hold Owner at `/` (the default when absent), optionally mandatory approvers.
     #[arg(long, value_name = "FILE")]
     image_change: Option<PathBuf>,
+    /// A witness whose cosignatures the log requires (its verifier key, as `witness keygen`
+    /// prints it; repeatable): the enclave serves only once --witness-threshold of them
+    /// cosigned its checkpoint. Replaced later only by an approved `govctl witness set`.
+    #[arg(long = "witness", value_name = "VKEY", requires = "witness_threshold")]
+    witnesses: Vec<String>,
+    /// How many distinct witnesses must cosign (1 to the number of --witness).
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    witness_threshold: Option<u32>,
     /// Where to write the document (default: stdout).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -179,6 +187,10 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         )
         .with_context(|| format!("{} is not JSON", path.display()))?;
         policy.insert("approvalSettings".into(), json!({ "imageChange": setting }));
+    }
+    if let Some(threshold) = args.witness_threshold {
+        let set = crate::witness::witness_set(&args.witnesses, threshold)?;
+        policy.insert("witnesses".into(), serde_json::to_value(set)?);
     }
     policy.insert("principals".into(), Value::Array(principals));
     policy.insert("roleAssignments".into(), Value::Array(assignments));

@@ -41,6 +41,7 @@ mod kms_policy;
 mod request;
 mod simulate;
 mod trust;
+mod witness;
 
 use governance::*;
 use request::RequestArgs;
@@ -165,6 +166,14 @@ enum Command {
         #[command(subcommand)]
         command: image::ImageCommand,
     },
+    /// The witness set the log requires: propose a new one (governed: witnessChange, two
+    /// owners of / approve), list it.
+    Witness {
+        #[command(flatten)]
+        request: RequestArgs,
+        #[command(subcommand)]
+        command: witness::WitnessCommand,
+    },
     /// Approvals: list, show, approve, reject, withdraw.
     Approvals {
         #[command(flatten)]
@@ -234,6 +243,7 @@ async fn main() -> ExitCode {
         Command::Deny { request, command } => deny(&request, command).await,
         Command::Approvals { request, command } => approvals(&request, command).await,
         Command::Image { request, command } => image::run(&request, command).await,
+        Command::Witness { request, command } => witness::run(&request, command).await,
         Command::Submit { request, submit } => submit_any(&request, submit).await,
         Command::Check {
             request,

@@ -63,7 +63,7 @@ impl LedgerApp {
         }
     }
 
-    /// Publishes the admitted images (for the enclave's description).
+    /// Publishes the admitted images and the witness set (for the enclave's description).
     pub fn publish_images(&mut self) {
         self.ledger.take_images_changed();
         let images: Vec<ea_protocol::DescribedImage> = self
@@ -77,9 +77,17 @@ impl LedgerApp {
                 running_since: view.running_since,
             })
             .collect();
+        let witnesses = self
+            .ledger
+            .witnesses()
+            .map(|set| ea_protocol::DescribedWitnesses {
+                threshold: set.threshold(),
+                keys: set.keys().iter().map(ToString::to_string).collect(),
+            });
+        let view = crate::service::GovernedView { images, witnesses };
         match self.images.write() {
-            Ok(mut slot) => *slot = images,
-            Err(poisoned) => *poisoned.into_inner() = images,
+            Ok(mut slot) => *slot = view,
+            Err(poisoned) => *poisoned.into_inner() = view,
         }
     }
 

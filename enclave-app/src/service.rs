@@ -249,8 +249,18 @@ impl Rebuilder {
     }
 }
 
-/// The admitted images as the ledger last replayed or changed them, for the description.
-pub type SharedImages = Arc<RwLock<Vec<DescribedImage>>>;
+/// The admitted images and the witness set as the ledger last replayed or changed them, for
+/// the description.
+pub type SharedImages = Arc<RwLock<GovernedView>>;
+
+/// What the description shows of the log's governed platform state.
+#[derive(Debug, Clone, Default)]
+pub struct GovernedView {
+    /// The admitted images.
+    pub images: Vec<DescribedImage>,
+    /// The witness set, if the log names one.
+    pub witnesses: Option<ea_protocol::DescribedWitnesses>,
+}
 
 /// An image as the description shows it: `PCRn` → hex.
 pub(crate) fn pcr_names(
@@ -661,6 +671,10 @@ impl Service {
             Phase::Serving(serving) => Some(serving.clone()),
             _ => None,
         };
+        let governed = match self.images.read() {
+            Ok(view) => view.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
         Description {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol_version: PROTOCOL_VERSION,
@@ -676,10 +690,8 @@ impl Service {
             log_key_index: serving.as_ref().map(|s| s.log_key_index),
             log_key: serving.as_ref().map(|s| s.log_key.clone()),
             image: pcr_names(&self.image.pcrs),
-            images: match self.images.read() {
-                Ok(images) => images.clone(),
-                Err(poisoned) => poisoned.into_inner().clone(),
-            },
+            images: governed.images,
+            witnesses: governed.witnesses,
         }
     }
 

@@ -10,7 +10,7 @@
 //!   JSON `{"signedRequest": "<base64 of the envelope>"}`;
 //! - `GET` reads (`/v1/resources[/<scope>]`, `/v1/approvals[/<id>]`, `/v1/role-assignments`,
 //!   `/v1/deny-assignments`, `/v1/principals[/<id>]`, `/v1/role-definitions`, `/v1/state`,
-//!   `/v1/images`): the signed read goes in the `X-Signed-Request` header (base64). The enclave answers the signed
+//!   `/v1/images`, `/v1/witnesses`): the signed read goes in the `X-Signed-Request` header (base64). The enclave answers the signed
 //!   query, filtered to what the signer may read; the route must name the same kind of read.
 
 use axum::body::Bytes;
@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/role-definitions", get(read(ReadKind::RoleDefinitions)))
         .route("/v1/state", get(read(ReadKind::State)))
         .route("/v1/images", get(read(ReadKind::Images)))
+        .route("/v1/witnesses", get(read(ReadKind::Witnesses)))
 }
 
 /// Relays an enclave answer: its status and JSON body unchanged, and the enclave's
@@ -144,6 +145,7 @@ enum ReadKind {
     RoleDefinitions,
     State,
     Images,
+    Witnesses,
 }
 
 impl ReadKind {
@@ -157,6 +159,7 @@ impl ReadKind {
             Query::RoleDefinitions => ReadKind::RoleDefinitions,
             Query::State => ReadKind::State,
             Query::Images => ReadKind::Images,
+            Query::Witnesses => ReadKind::Witnesses,
         }
     }
 }

@@ -157,6 +157,8 @@ pub enum ReadResult {
     State(Box<ea_policy::PolicyDocument>),
     /// The admitted enclave images.
     Images(Vec<crate::images::ImageView>),
+    /// The witness set the log requires (`null` for none).
+    Witnesses(Option<ea_policy::WitnessSet>),
 }
 
 /// A resource of any kind.

@@ -186,6 +186,12 @@ impl Ledger {
         &self.state
     }
 
+    /// The witness set the log requires, as replayed: the genesis document's
+    /// `policy.witnesses`, then the last approved `setWitnesses`. `None` for none.
+    pub fn witnesses(&self) -> Option<&ea_policy::WitnessSet> {
+        self.state.witnesses()
+    }
+
     /// The genesis settings.
     pub fn settings(&self) -> &LedgerSettings {
         &self.settings
@@ -313,13 +319,15 @@ impl Ledger {
                     self.images_changed = true;
                 }
                 Event::ImageStarted { .. } => self.images_changed = true,
+                // The description shows the witness set beside the images.
+                Event::WitnessesSet(_) => self.images_changed = true,
                 _ => {}
             }
         }
     }
 
-    /// Whether the admitted images or the running one changed since the last call (the
-    /// enclave then publishes them again in its description).
+    /// Whether the admitted images, the running one or the witness set changed since the
+    /// last call (the enclave then publishes them again in its description).
     pub fn take_images_changed(&mut self) -> bool {
         std::mem::take(&mut self.images_changed)
     }

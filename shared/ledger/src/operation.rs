@@ -109,4 +109,7 @@ pub enum Query {
     /// The enclave images the log admits, with the records that admitted them and the one
     /// writing the log (readable by anyone who can sign: PCRs are public).
     Images,
+    /// The witness set the log requires, if any (readable by anyone who can sign: witness
+    /// keys are public).
+    Witnesses,
 }

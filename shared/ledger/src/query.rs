@@ -207,6 +207,7 @@ pub(crate) fn read(state: &PolicyState, who: &PrincipalId, query: &Query, at: Ti
             "internal",
             "the images query is answered by the ledger, not the state",
         ),
+        Query::Witnesses => ok(ReadResult::Witnesses(state.witnesses().cloned())),
         Query::RoleDefinitions => {
             let roles = built_in_roles()
                 .values()

@@ -237,6 +237,10 @@ impl PolicyState {
                 self.running_image = Some(pcrs.clone());
                 Ok(())
             }
+            Event::WitnessesSet(set) => {
+                self.witnesses = Some(set.clone());
+                Ok(())
+            }
         }
     }
 

@@ -31,6 +31,8 @@ pub enum ApprovalKey {
     RoleActivation,
     /// Admit or retire an enclave image (at `/`; approvers must hold Owner at `/`).
     ImageChange,
+    /// Replace the witness set (at `/`; approvers must hold Owner at `/`).
+    WitnessChange,
 }
 
 impl ApprovalKey {
@@ -57,10 +59,12 @@ impl ApprovalKey {
             ApprovalKey::EnclaveMaintenanceMode => "enclaveMaintenanceMode",
             ApprovalKey::RoleActivation => "roleActivation",
             ApprovalKey::ImageChange => "imageChange",
+            ApprovalKey::WitnessChange => "witnessChange",
         }
     }
 
-    /// Every key a community or enclave may carry, in order (`imageChange` lives at `/`).
+    /// Every key a community or enclave may carry, in order (`imageChange` and `witnessChange` live at
+    /// `/`).
     pub const ALL: [ApprovalKey; 8] = [
         ApprovalKey::EnclaveCreation,
         ApprovalKey::ConnectionCreation,
@@ -160,7 +164,7 @@ impl ApprovalSettings {
             ApprovalKey::CommunityMaintenanceMode => self.community_maintenance_mode.as_ref(),
             ApprovalKey::EnclaveMaintenanceMode => self.enclave_maintenance_mode.as_ref(),
             ApprovalKey::RoleActivation => self.role_activation.as_ref(),
-            ApprovalKey::ImageChange => None,
+            ApprovalKey::ImageChange | ApprovalKey::WitnessChange => None,
         }
     }
 

@@ -85,6 +85,8 @@ pub mod ops {
     pub const IMAGE_WRITE: &str = "Microsoft.Mission/enclaveImages/write";
     /// Retire an admitted enclave image (at `/`; governed: `imageChange`).
     pub const IMAGE_DELETE: &str = "Microsoft.Mission/enclaveImages/delete";
+    /// Replace the witness set (at `/`; governed: `witnessChange`).
+    pub const WITNESS_WRITE: &str = "Microsoft.Mission/witnesses/write";
     /// Add a group member (at `/`).
     pub const GROUP_MEMBER_WRITE: &str = "Microsoft.Authorization/groups/members/write";
     /// Remove a group member (at `/`).
@@ -278,6 +280,10 @@ pub enum Command {
         /// The image's PCRs, as admitted.
         image: ImagePcrs,
     },
+    /// Replace the witness set: the witnesses whose cosignatures the enclave requires
+    /// before it serves, and auditors before they trust a checkpoint (governed:
+    /// `witnessChange`, approvers Owner at `/`).
+    SetWitnesses(crate::witness::WitnessSet),
 }
 
 impl Command {
@@ -321,6 +327,7 @@ impl Command {
             Command::DeleteApproval { .. } => "deleteApproval",
             Command::AdmitImage { .. } => "admitImage",
             Command::RetireImage { .. } => "retireImage",
+            Command::SetWitnesses(_) => "setWitnesses",
         }
     }
 }

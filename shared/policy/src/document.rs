@@ -85,6 +85,11 @@ pub struct PolicyDocument {
     /// image of the log's first enclave is admitted as it starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<AdmittedImage>,
+    /// The witnesses that must cosign the log's checkpoints, and how many of them
+    /// (`{threshold, keys}`); absent for none. Replaced only by an approved `setWitnesses`
+    /// (governed: `witnessChange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<crate::witness::WitnessSet>,
 }
 
 fn is_default_root_settings(settings: &RootApprovalSettings) -> bool {
@@ -111,6 +116,7 @@ impl Default for PolicyDocument {
             approvals: Vec::new(),
             approval_settings: RootApprovalSettings::default(),
             images: Vec::new(),
+            witnesses: None,
         }
     }
 }
@@ -328,6 +334,7 @@ impl PolicyState {
             |_, _| Ok(()),
             |i| Event::ImageAdmitted(i.clone()),
         );
+        loader.state.witnesses = doc.witnesses.clone();
         if loader.errors.is_empty() {
             Ok(loader.state)
         } else {
@@ -361,6 +368,7 @@ impl PolicyState {
             approvals: self.approvals.values().cloned().collect(),
             approval_settings: self.root_approval_settings.clone(),
             images: self.images.values().cloned().collect(),
+            witnesses: self.witnesses.clone(),
         }
     }
 

@@ -183,6 +183,8 @@ pub enum Event {
         /// The image its attestation document shows.
         pcrs: ImagePcrs,
     },
+    /// The witness set was replaced by an approved `setWitnesses`.
+    WitnessesSet(crate::witness::WitnessSet),
 }
 
 impl Event {
@@ -223,6 +225,7 @@ impl Event {
             Event::ImageAdmitted(_) => "imageAdmitted",
             Event::ImageRetired { .. } => "imageRetired",
             Event::ImageStarted { .. } => "imageStarted",
+            Event::WitnessesSet(_) => "witnessesSet",
         }
     }
 }

@@ -250,6 +250,7 @@ impl PolicyState {
             }
             Command::AdmitImage { .. } => vec![(ops::IMAGE_WRITE, root())],
             Command::RetireImage { .. } => vec![(ops::IMAGE_DELETE, root())],
+            Command::SetWitnesses(_) => vec![(ops::WITNESS_WRITE, root())],
             Command::Approve { .. } | Command::Reject { .. } | Command::DeleteApproval { .. } => {
                 return Err(workflow_only(command))
             }
@@ -573,6 +574,8 @@ impl PolicyState {
                     approval_id: None,
                 })
             }
+            // The set was checked as it was parsed (`WitnessSet` holds only valid sets).
+            Command::SetWitnesses(set) => one(Event::WitnessesSet(set.clone())),
             Command::Approve { .. } | Command::Reject { .. } | Command::DeleteApproval { .. } => {
                 Err(workflow_only(command))
             }

@@ -76,6 +76,15 @@ impl PolicyState {
                     Default::default(),
                 ));
             }
+            Command::SetWitnesses(_) => {
+                let setting = self.root_approval_settings.witness_change();
+                return Some(Governance::combine(
+                    ApprovalKey::WitnessChange,
+                    crate::scope::Scope::root(),
+                    [&setting],
+                    Default::default(),
+                ));
+            }
             _ => return None,
         };
         let community = target.community().and_then(|c| self.communities.get(&c));

@@ -246,6 +246,9 @@ pub struct RootApprovalSettings {
     /// Admitting or retiring an image; Required with at least two approvers when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_change: Option<ApprovalSetting>,
+    /// Replacing the witness set; Required with at least two approvers when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_change: Option<ApprovalSetting>,
 }
 
 impl RootApprovalSettings {
@@ -254,6 +257,13 @@ impl RootApprovalSettings {
         self.image_change
             .clone()
             .unwrap_or_else(default_image_change)
+    }
+
+    /// The witness change setting in force.
+    pub fn witness_change(&self) -> ApprovalSetting {
+        self.witness_change
+            .clone()
+            .unwrap_or_else(crate::witness::default_witness_change)
     }
 }
 
@@ -274,7 +284,13 @@ impl PolicyState {
         self.running_image.as_ref()
     }
 
-    /// The root's approval settings (`imageChange`).
+    /// The witness set the log requires, if any (`policy.witnesses`, then the last
+    /// approved `setWitnesses`).
+    pub fn witnesses(&self) -> Option<&crate::witness::WitnessSet> {
+        self.witnesses.as_ref()
+    }
+
+    /// The root's approval settings (`imageChange`, `witnessChange`).
     pub fn root_approval_settings(&self) -> &RootApprovalSettings {
         &self.root_approval_settings
     }
@@ -370,26 +386,49 @@ impl PolicyState {
         &self,
         settings: &RootApprovalSettings,
     ) -> Result<(), Invalid> {
-        let Some(setting) = &settings.image_change else {
+        self.check_root_setting(
+            "imageChange",
+            settings.image_change.as_ref(),
+            MIN_IMAGE_CHANGE_APPROVERS,
+            Problem::ImageChangeTooLoose,
+        )?;
+        self.check_root_setting(
+            "witnessChange",
+            settings.witness_change.as_ref(),
+            crate::witness::MIN_WITNESS_CHANGE_APPROVERS,
+            Problem::WitnessChangeTooLoose,
+        )
+    }
+
+    /// One setting at `/`: Required, with `min` to [`MAX_MINIMUM_APPROVERS`] approvers, its
+    /// mandatory approvers known.
+    fn check_root_setting(
+        &self,
+        key: &str,
+        setting: Option<&ApprovalSetting>,
+        min: u32,
+        too_loose: Problem,
+    ) -> Result<(), Invalid> {
+        let Some(setting) = setting else {
             return Ok(());
         };
         if setting.approval_policy != ApprovalPolicy::Required
-            || setting.minimum_approvers_required < MIN_IMAGE_CHANGE_APPROVERS
+            || setting.minimum_approvers_required < min
         {
-            return Err(Invalid::at("imageChange", Problem::ImageChangeTooLoose));
+            return Err(Invalid::at(key, too_loose));
         }
         if setting.minimum_approvers_required > MAX_MINIMUM_APPROVERS {
             return Err(Invalid::at(
-                "imageChange.minimumApproversRequired",
+                format!("{key}.minimumApproversRequired"),
                 Problem::OutOfRange {
                     value: u64::from(setting.minimum_approvers_required),
-                    min: u64::from(MIN_IMAGE_CHANGE_APPROVERS),
+                    min: u64::from(min),
                     max: u64::from(MAX_MINIMUM_APPROVERS),
                 },
             ));
         }
         self.known_principals(
-            "imageChange.mandatoryApprovers",
+            &format!("{key}.mandatoryApprovers"),
             &setting.mandatory_approvers,
         )
     }

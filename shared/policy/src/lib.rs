@@ -77,6 +77,7 @@ mod scope;
 mod state;
 mod time;
 mod wildcard;
+mod witness;
 mod workflow;
 
 pub use approval::{
@@ -119,6 +120,10 @@ pub use scope::{Scope, ScopeError, ScopeKind, ScopeProblem, MAX_SCOPE_DEPTH, MAX
 pub use state::PolicyState;
 pub use time::{Timestamp, TimestampError};
 pub use wildcard::{Pattern, PatternError, MAX_PATTERN_LEN};
+pub use witness::{
+    default_witness_change, WitnessKey, WitnessSet, WitnessSetError, MAX_WITNESSES,
+    MIN_WITNESS_CHANGE_APPROVERS,
+};
 pub use workflow::{
     Approval, ApprovalRefusal, ApprovalStatus, ApprovalVote, Completion, Outcome, Submission,
     Verdict,

@@ -87,6 +87,14 @@ impl PolicyState {
         {
             refs.push("approval settings of / (imageChange)".to_owned());
         }
+        if self
+            .root_approval_settings
+            .witness_change
+            .as_ref()
+            .is_some_and(|s| s.mandatory_approvers.contains(principal))
+        {
+            refs.push("approval settings of / (witnessChange)".to_owned());
+        }
         for w in self.workloads.values() {
             if w.privileged_principals.contains(principal) {
                 refs.push(format!("privileged principals of {}", w.id));

@@ -295,6 +295,17 @@ pub enum Problem {
         crate::image::MIN_IMAGE_CHANGE_APPROVERS
     )]
     ImageChangeTooLoose,
+    /// `witnessChange` loosened below what a witness change needs.
+    #[error(
+        "witnessChange must be Required with minimumApproversRequired of at least {}: the \
+         witness set decides who vouches that the log was not rolled back or forked, so no \
+         single principal may choose it",
+        crate::witness::MIN_WITNESS_CHANGE_APPROVERS
+    )]
+    WitnessChangeTooLoose,
+    /// A witness set breaks a rule.
+    #[error("{0}")]
+    Witnesses(crate::witness::WitnessSetError),
     /// An approved connection change found its connection no longer waiting for it.
     #[error("connection {id} is no longer waiting for this approval (its state is {})", state.map_or("gone".to_owned(), |s| format!("{s:?}")))]
     ConnectionNoLongerPending {

@@ -43,6 +43,8 @@ pub struct PolicyState {
     pub(crate) running_image: Option<ImagePcrs>,
     /// `approvalSettings` at `/`: `imageChange`.
     pub(crate) root_approval_settings: RootApprovalSettings,
+    /// The witnesses whose cosignatures the log requires, if any.
+    pub(crate) witnesses: Option<crate::witness::WitnessSet>,
     pub(crate) index: Index,
 }
 
@@ -63,6 +65,7 @@ impl PartialEq for PolicyState {
             && self.images == other.images
             && self.running_image == other.running_image
             && self.root_approval_settings == other.root_approval_settings
+            && self.witnesses == other.witnesses
     }
 }
 

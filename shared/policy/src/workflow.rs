@@ -473,9 +473,13 @@ impl PolicyState {
         if actor == &approval.requester {
             return Err(ApprovalRefusal::OwnRequest(actor.clone()).into());
         }
-        if approval.settings.key == ApprovalKey::ImageChange {
-            // An image decides which code holds the log key: only owners of everything
-            // decide on one, in place of the approve and reject data actions.
+        if matches!(
+            approval.settings.key,
+            ApprovalKey::ImageChange | ApprovalKey::WitnessChange
+        ) {
+            // An image decides which code holds the log key, the witness set who vouches
+            // for the log's history: only owners of everything decide on one, in place of
+            // the approve and reject data actions.
             if !self.holds_owner_at_root(actor, at) {
                 return Err(ApprovalRefusal::OwnerRequired(actor.clone()).into());
             }

@@ -162,6 +162,19 @@ pub struct Description {
     /// relays this; `govctl image list` and a verified log say the same with proof).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<DescribedImage>,
+    /// The witness set the log requires, as the enclave replayed it (informational, like
+    /// `images`); absent when the log names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<DescribedWitnesses>,
+}
+
+/// The witness set in [`Description::witnesses`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescribedWitnesses {
+    /// How many distinct witnesses must cosign.
+    pub threshold: u32,
+    /// Their verifier keys (`<name>+<key id>+<base64(04 || key)>`).
+    pub keys: Vec<String>,
 }
 
 /// An admitted image in [`Description::images`].
@@ -254,6 +267,10 @@ mod tests {
                     approval_id: None,
                     running_since: Some(1),
                 }],
+                witnesses: Some(DescribedWitnesses {
+                    threshold: 1,
+                    keys: vec!["w1+01020304+BAAA".into()],
+                }),
             }),
             EnclaveResponse::Attestation {
                 document: ByteBuf::from(vec![0x84]),

@@ -26,7 +26,8 @@ mod transport;
 
 pub use address::{Address, AddressError};
 pub use enclave::{
-    DescribedImage, Description, EnclaveRequest, EnclaveResponse, HealthReport, NsmMode,
+    DescribedImage, DescribedWitnesses, Description, EnclaveRequest, EnclaveResponse, HealthReport,
+    NsmMode,
 };
 pub use frame::{FrameError, DEFAULT_MAX_FRAME_LEN};
 pub use message::{
