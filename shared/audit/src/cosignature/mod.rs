@@ -52,9 +52,15 @@ use base64::Engine;
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 
 use crate::hash::sha256;
+
+mod fresh;
 use crate::note::{
     check_name, check_text, parse_signature_line, Ed25519Signer, Note, NoteError, NoteSignature,
     PUBLIC_KEY_LEN, SIGNATURE_LEN, SIGNATURE_PREFIX,
+};
+pub use fresh::{
+    count_fresh_cosignatures, FreshTally, Freshness, NotCounted, WitnessAnswer,
+    MAX_COSIGNATURE_AGE_SECS, MAX_COSIGNATURE_AHEAD_SECS,
 };
 
 /// The signed-note signature type of Ed25519 cosignatures (cosignature/v1).
