@@ -67,6 +67,9 @@ enum Phase {
     Starting(Option<String>),
     AwaitingGenesis,
     Recovering,
+    /// The log names a witness set and fewer than its threshold cosigned the recovered head
+    /// freshly: nothing is written, the submission is retried.
+    AwaitingWitnesses(String),
     Serving(Arc<Serving>),
     Failed(String),
 }
@@ -77,6 +80,7 @@ impl Phase {
             Phase::Starting(_) => "starting",
             Phase::AwaitingGenesis => "awaiting_genesis",
             Phase::Recovering => "recovering",
+            Phase::AwaitingWitnesses(_) => "awaiting_witnesses",
             Phase::Serving(_) => "serving",
             Phase::Failed(_) => "failed",
         }
@@ -89,6 +93,7 @@ impl Phase {
                 Some("the log is empty: submit the genesis document (govctl genesis submit)".into())
             }
             Phase::Recovering => Some("reading and verifying the log".into()),
+            Phase::AwaitingWitnesses(detail) => Some(detail.clone()),
             Phase::Serving(_) => None,
             Phase::Failed(error) => Some(error.clone()),
         }
@@ -514,10 +519,80 @@ impl Service {
         let genesis_hash = log.genesis_hash;
         let origin = summary.origin.clone();
         let mut log = AuditLog::new(recovered.tree, key.signer(&origin)?, origin, genesis_hash);
+        // A log that names witnesses is served only once they vouch that this is the latest
+        // tree they saw: checked before anything is written.
+        if let Some(witnesses) = ledger.witnesses() {
+            self.await_witnesses(&log, witnesses).await?;
+        }
         let start_index = self.append_start(&mut log, &mut ledger, &key, &genesis_hash)?;
         self.commit(&mut log).await?;
         let app = self.rebuilder.application(ledger, &log);
         self.serve(app, log, key, genesis_hash, start_index)
+    }
+
+    /// Waits until at least the threshold of `witnesses` freshly cosigned the head of `log`
+    /// (docs/audit-log.md section 9, "Starting on a witnessed log"). The checkpoint is the
+    /// head's, signed now with this enclave's log key: its text is the recovered tree's
+    /// size and root whatever checkpoint the store held last, and the key is one the
+    /// witnesses are configured with. The parent relays the witnesses' answers; only
+    /// cosignatures that verify under the set's keys, over exactly that text, within the
+    /// freshness bound of this enclave's clock count. Until enough do, the phase is
+    /// `awaiting_witnesses`, naming how many counted and why the others did not, and the
+    /// submission is retried with backoff (1 s doubling to 30 s).
+    async fn await_witnesses(
+        &self,
+        log: &AuditLog,
+        witnesses: &ea_policy::WitnessSet,
+    ) -> anyhow::Result<()> {
+        use ea_audit::cosignature::{count_fresh_cosignatures, Freshness, WitnessAnswer};
+        let note = log.sign_checkpoint()?;
+        let text = ea_audit::note::Note::parse(&note)?
+            .unverified_text()
+            .to_owned();
+        let verifiers = witnesses.verifiers();
+        let threshold = witnesses.threshold() as usize;
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let answers = match self.config.store.submit_to_witnesses(note.clone()).await {
+                Ok(replies) => replies
+                    .into_iter()
+                    .map(|r| WitnessAnswer {
+                        source: r.url,
+                        status: r.status,
+                        body: r.body,
+                    })
+                    .collect(),
+                Err(error) => vec![WitnessAnswer {
+                    source: "the parent".into(),
+                    status: 0,
+                    body: error.to_string(),
+                }],
+            };
+            let now = (self.config.clock)() / 1000;
+            let tally =
+                count_fresh_cosignatures(&text, &answers, &verifiers, now, Freshness::default());
+            if tally.meets(threshold) {
+                tracing::info!(
+                    cosigned = tally.fresh.len(),
+                    threshold,
+                    size = log.next_index(),
+                    "witnesses cosigned the recovered log"
+                );
+                return Ok(());
+            }
+            let detail = format!(
+                "the log requires {threshold} of its {} witnesses to cosign its head (size {}) \
+                 before the enclave serves; {}; nothing is written; retrying in {} s",
+                verifiers.len(),
+                log.next_index(),
+                tally.summary(threshold),
+                delay.as_secs()
+            );
+            tracing::warn!(%detail, "awaiting witnesses");
+            self.set_phase(Phase::AwaitingWitnesses(detail));
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
     }
 
     /// Appends this start's `enclave_start` record and replays it into the ledger (which
@@ -682,7 +757,7 @@ impl Service {
             nsm: self.config.mode,
             phase: phase.name().to_owned(),
             error: match &phase {
-                Phase::Failed(error) => Some(error.clone()),
+                Phase::Failed(error) | Phase::AwaitingWitnesses(error) => Some(error.clone()),
                 _ => None,
             },
             genesis_hash: serving.as_ref().map(|s| s.genesis_hash.to_hex()),

@@ -58,6 +58,7 @@ fn kind(response: &StoreResponse) -> &'static str {
         StoreResponse::Stored => "Stored",
         StoreResponse::SealedKey { .. } => "SealedKey",
         StoreResponse::Credentials { .. } => "Credentials",
+        StoreResponse::WitnessAnswers { .. } => "WitnessAnswers",
         StoreResponse::Error(_) => "Error",
     }
 }
@@ -110,6 +111,20 @@ impl StoreClient {
                 message: reply.message,
             }),
             Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// Asks the parent to submit `checkpoint` to its witnesses now; their answers, unchecked.
+    pub async fn submit_to_witnesses(
+        &self,
+        checkpoint: String,
+    ) -> Result<Vec<ea_protocol::WitnessReply>, StoreError> {
+        match self
+            .call(&StoreRequest::SubmitToWitnesses { checkpoint })
+            .await?
+        {
+            StoreResponse::WitnessAnswers { answers } => Ok(answers),
+            other => Err(StoreError::Unexpected(kind(&other), "WitnessAnswers")),
         }
     }
 

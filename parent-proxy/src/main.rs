@@ -140,7 +140,9 @@ struct Args {
     /// A C2SP tlog-witness to submit the log's checkpoints to (repeatable): https://..., or
     /// http:// on a loopback address. Its cosignatures are stored with the checkpoints and
     /// served at GET /v1/log/witnessed; appends never wait for witnesses. Which witnesses
-    /// count is each client's choice (the keys it pins), so none are needed here.
+    /// count is each client's choice (the keys it pins), so none are needed here; but an
+    /// enclave whose log names a witness set asks, at start, for the log's head to be
+    /// submitted to these now, and serves only once enough of the set cosigned it.
     #[arg(long = "witness", value_name = "URL")]
     witnesses: Vec<parent_proxy::witnesses::WitnessUrl>,
     /// How often the latest checkpoint is read and, when it grew, sent to the witnesses
@@ -230,7 +232,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let log: Arc<dyn LogStore> = Arc::new(store);
     let (stop_store, store_stopped) = tokio::sync::watch::channel(false);
     let witnesses_stopped = store_stopped.clone();
+    // One cache of leaf hashes for the consistency route and the witness submissions.
+    let leaves = parent_proxy::log_routes::LeafCache::default();
+    let witness_config = parent_proxy::witnesses::SubmitterConfig::new(
+        args.witnesses.clone(),
+        Duration::from_millis(args.witness_interval_ms),
+    );
     let mut store_service = service::StoreService::new(log.clone(), args.max_frame_bytes);
+    if !args.witnesses.is_empty() {
+        let on_demand =
+            parent_proxy::witnesses::OnDemand::new(&witness_config, log.clone(), leaves.clone())
+                .context("making the HTTP client for the witnesses")?;
+        store_service = store_service.with_witnesses(on_demand);
+    }
     if let Some(credentials) = credentials {
         store_service = store_service.with_credentials(Arc::new(credentials));
     }
@@ -269,14 +283,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         store_stopped,
     ));
-    // One cache of leaf hashes for the consistency route and the witness submitter.
-    let leaves = parent_proxy::log_routes::LeafCache::default();
     let witness_task = (!args.witnesses.is_empty()).then(|| {
         tokio::spawn(parent_proxy::witnesses::run(
-            parent_proxy::witnesses::SubmitterConfig::new(
-                args.witnesses.clone(),
-                Duration::from_millis(args.witness_interval_ms),
-            ),
+            witness_config,
             log.clone(),
             leaves.clone(),
             witnesses_stopped,

@@ -412,6 +412,136 @@ fn body_for(
     Ok(request_body(old, &proof.path, &target.note))
 }
 
+/// What the enclave asks at start ([`ea_protocol::StoreRequest::SubmitToWitnesses`]):
+/// `note` submitted to each witness of `witnesses` now, at once, and their answers relayed.
+/// Each is sent first from size 0; a witness that holds a size (409) up to the note's is sent
+/// it again with the consistency proof from that size, made as the submitter makes it
+/// ([`body_for`]). A witness holding a larger tree is reported as it answered. Nothing here
+/// is stored: the submitter stores what it gets on its own schedule.
+#[derive(Clone)]
+pub struct OnDemand {
+    witnesses: Vec<WitnessUrl>,
+    client: reqwest::Client,
+    store: SharedLogStore,
+    leaves: LeafCache,
+}
+
+impl fmt::Debug for OnDemand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnDemand")
+            .field("witnesses", &self.witnesses.len())
+            .finish()
+    }
+}
+
+impl OnDemand {
+    /// Submissions to the witnesses of `config`, proofs from `store` through `leaves`.
+    pub fn new(
+        config: &SubmitterConfig,
+        store: SharedLogStore,
+        leaves: LeafCache,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            witnesses: config.witnesses.clone(),
+            client,
+            store,
+            leaves,
+        })
+    }
+
+    /// Submits `note` to every witness now; one reply per witness, in their order.
+    pub async fn submit(&self, note: &str) -> Vec<ea_protocol::WitnessReply> {
+        let target = match ea_audit::checkpoint::parse_unverified(note) {
+            Ok((_, checkpoint)) => Arc::new(Target {
+                size: checkpoint.size,
+                root: checkpoint.root,
+                note: note.to_owned(),
+            }),
+            Err(error) => {
+                return self
+                    .witnesses
+                    .iter()
+                    .map(|w| reply(w, 0, format!("the checkpoint does not parse: {error}")))
+                    .collect()
+            }
+        };
+        let mut tasks = JoinSet::new();
+        for (index, witness) in self.witnesses.iter().enumerate() {
+            let this = self.clone();
+            let (witness, target) = (witness.clone(), target.clone());
+            tasks.spawn(async move { (index, this.submit_one(&witness, &target).await) });
+        }
+        let mut replies: Vec<Option<ea_protocol::WitnessReply>> = vec![None; self.witnesses.len()];
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((index, answer)) = done {
+                if let Some(slot) = replies.get_mut(index) {
+                    *slot = Some(answer);
+                }
+            }
+        }
+        replies
+            .into_iter()
+            .zip(&self.witnesses)
+            .map(|(answer, witness)| {
+                answer.unwrap_or_else(|| reply(witness, 0, "the submission panicked".into()))
+            })
+            .collect()
+    }
+
+    async fn submit_one(
+        &self,
+        witness: &WitnessUrl,
+        target: &Arc<Target>,
+    ) -> ea_protocol::WitnessReply {
+        let url = witness.add_checkpoint();
+        let mut old = 0;
+        loop {
+            let (reader, cache, checkpoint) =
+                (self.store.clone(), self.leaves.clone(), target.clone());
+            let body = match tokio::task::spawn_blocking(move || {
+                body_for(&reader, &cache, old, &checkpoint)
+            })
+            .await
+            {
+                Ok(Ok(body)) => body,
+                Ok(Err(error)) => {
+                    return reply(witness, 0, format!("cannot make the request: {error}"))
+                }
+                Err(error) => {
+                    return reply(witness, 0, format!("making the request panicked: {error}"))
+                }
+            };
+            let answer = post(&self.client, &url, body).await;
+            tracing::info!(%witness, size = target.size, old, %answer, "witness submission at the enclave's start");
+            match answer {
+                Answer::HoldsSize(held) if old == 0 && held != 0 && held <= target.size => {
+                    old = held;
+                }
+                Answer::Cosigned(lines) => {
+                    let mut body = lines.join("\n");
+                    body.push('\n');
+                    return reply(witness, 200, body);
+                }
+                Answer::HoldsSize(held) => return reply(witness, 409, format!("{held}\n")),
+                Answer::Refused { status, reason } => return reply(witness, status, reason),
+                Answer::Unavailable(reason) => return reply(witness, 0, reason),
+            }
+        }
+    }
+}
+
+fn reply(witness: &WitnessUrl, status: u16, body: String) -> ea_protocol::WitnessReply {
+    ea_protocol::WitnessReply {
+        url: witness.to_string(),
+        status,
+        body,
+    }
+}
+
 /// Submits the store's checkpoints to the witnesses of `config` until `shutdown` turns
 /// true. Returns at once when there are none.
 pub async fn run(

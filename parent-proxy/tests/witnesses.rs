@@ -319,3 +319,53 @@ async fn a_dead_or_silent_witness_delays_no_other() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn an_on_demand_submission_relays_each_witness_answer_with_a_proof_from_what_it_holds() {
+    use parent_proxy::witnesses::OnDemand;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn LogStore> = Arc::new(MemoryLogStore::new());
+    let mut log = LogBuilder::new();
+    let first = log.fill(&*store, &[2]);
+    let (_, small) = first.last().unwrap().clone();
+    let one = RunningWitness::start(dir.path(), 1, log.verifier()).await;
+    let mut two = RunningWitness::start(dir.path(), 2, log.verifier()).await;
+    let mut config = SubmitterConfig::new(vec![one.url(), two.url()], Duration::from_millis(50));
+    config.request_timeout = Duration::from_secs(5);
+    let on_demand = OnDemand::new(&config, store.clone(), LeafCache::default()).unwrap();
+    let text = |note: &str| {
+        ea_audit::note::Note::parse(note)
+            .unwrap()
+            .unverified_text()
+            .to_owned()
+    };
+
+    // Both cosign the first checkpoint; the answers come in the witnesses' order.
+    let answers = on_demand.submit(&small).await;
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[0].url, one.url().to_string());
+    for (answer, seed) in answers.iter().zip([1, 2]) {
+        assert_eq!(answer.status, 200, "{answer:?}");
+        verifier(seed)
+            .verify_line(&text(&small), &answer.body)
+            .unwrap();
+    }
+
+    // The log grows: each witness answers 409 with its size, and the submission is sent
+    // again with the proof from there. A witness down answers nothing (status 0).
+    let grown = log.fill(&*store, &[3]);
+    let (_, large) = grown.last().unwrap().clone();
+    two.stop().await;
+    let answers = on_demand.submit(&large).await;
+    assert_eq!(answers[0].status, 200, "{:?}", answers[0]);
+    verifier(1)
+        .verify_line(&text(&large), &answers[0].body)
+        .unwrap();
+    assert_eq!(answers[1].status, 0, "{:?}", answers[1]);
+
+    // The earlier checkpoint again (a rolled-back store): the witness that saw more answers
+    // 409 with the size it holds, and nothing cosigns it.
+    let answers = on_demand.submit(&small).await;
+    assert_eq!(answers[0].status, 409, "{:?}", answers[0]);
+    assert_eq!(answers[0].body, "5\n");
+}

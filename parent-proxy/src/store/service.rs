@@ -35,6 +35,7 @@ pub struct StoreService {
     appends: Arc<tokio::sync::Mutex<()>>,
     max_frame_len: usize,
     credentials: Option<Arc<CredentialsSource>>,
+    witnesses: Option<crate::witnesses::OnDemand>,
 }
 
 impl std::fmt::Debug for StoreService {
@@ -90,7 +91,15 @@ impl StoreService {
             appends: Arc::new(tokio::sync::Mutex::new(())),
             max_frame_len,
             credentials: None,
+            witnesses: None,
         }
+    }
+
+    /// Answers [`StoreRequest::SubmitToWitnesses`] by submitting to these witnesses
+    /// (without them, such requests get an empty list of answers).
+    pub fn with_witnesses(mut self, witnesses: crate::witnesses::OnDemand) -> Self {
+        self.witnesses = Some(witnesses);
+        self
     }
 
     /// Answers [`StoreRequest::GetCredentials`] from `source` (without one, such requests
@@ -241,6 +250,12 @@ impl StoreService {
                     sealed: sealed.map(ByteBuf::from),
                 }),
             StoreRequest::GetCredentials => Ok(self.credentials().await),
+            StoreRequest::SubmitToWitnesses { checkpoint } => Ok(StoreResponse::WitnessAnswers {
+                answers: match &self.witnesses {
+                    Some(witnesses) => witnesses.submit(&checkpoint).await,
+                    None => Vec::new(),
+                },
+            }),
         };
         outcome.unwrap_or_else(|error| error)
     }

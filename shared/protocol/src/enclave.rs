@@ -137,10 +137,12 @@ pub struct Description {
     pub uptime_ms: u64,
     /// Which NSM it uses.
     pub nsm: NsmMode,
-    /// Its phase: `starting`, `awaiting_genesis`, `recovering`, `serving` or `failed`.
+    /// Its phase: `starting`, `awaiting_genesis`, `recovering`, `awaiting_witnesses`,
+    /// `serving` or `failed`.
     #[serde(default)]
     pub phase: String,
-    /// Why it failed to start, when it did.
+    /// Why it failed to start, when it did; why it does not serve yet, while it awaits
+    /// witnesses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The log's identity (hex), once there is a log.

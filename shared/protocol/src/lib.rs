@@ -34,5 +34,5 @@ pub use message::{
     decode_message, encode_message, DecodeError, EncodeError, Envelope, ErrorCode, ErrorReply,
     WireMessage, WireReply, PROTOCOL_VERSION, UNKNOWN_REQUEST_ID,
 };
-pub use store::{Secret, StoreRequest, StoreResponse};
+pub use store::{Secret, StoreRequest, StoreResponse, WitnessReply};
 pub use transport::{Listener, Stream};

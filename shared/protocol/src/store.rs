@@ -63,6 +63,14 @@ pub enum StoreRequest {
     /// own (TLS-protected) calls to KMS. Signing with them is all they are good for: KMS
     /// releases keys only to a request whose attestation document the key policy accepts.
     GetCredentials,
+    /// Submits `checkpoint` (a signed note) to every witness the parent is configured with,
+    /// now, and returns their answers as they came. The enclave asks this at start when its
+    /// log names a witness set, and trusts nothing in the answer but cosignatures it verifies
+    /// itself (docs/audit-log.md section 9).
+    SubmitToWitnesses {
+        /// The checkpoint note.
+        checkpoint: String,
+    },
 }
 
 impl WireMessage for StoreRequest {
@@ -74,6 +82,7 @@ impl WireMessage for StoreRequest {
         "PutSealedKey",
         "GetSealedKey",
         "GetCredentials",
+        "SubmitToWitnesses",
     ];
 }
 
@@ -123,8 +132,24 @@ pub enum StoreResponse {
         /// credentials of a local profile).
         expiration_ms: Option<u64>,
     },
+    /// Answer to [`StoreRequest::SubmitToWitnesses`]: one per configured witness.
+    WitnessAnswers {
+        /// The answers, in the order of the parent's witnesses.
+        answers: Vec<WitnessReply>,
+    },
     /// The request failed.
     Error(ErrorReply),
+}
+
+/// One witness's answer to a submitted checkpoint, relayed unchecked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessReply {
+    /// The witness's URL, as the parent was configured with it.
+    pub url: String,
+    /// The HTTP status; 0 when no usable answer came (the detail is then in `body`).
+    pub status: u16,
+    /// The body: the cosignature lines on 200, the witness's size on 409, a reason otherwise.
+    pub body: String,
 }
 
 /// A string that `Debug` never prints: a credential on its way to the enclave. It is sent as
@@ -160,6 +185,7 @@ impl WireMessage for StoreResponse {
         "Stored",
         "SealedKey",
         "Credentials",
+        "WitnessAnswers",
         "Error",
     ];
 }
@@ -176,6 +202,25 @@ mod tests {
 
     use super::*;
     use crate::{decode_message, encode_message};
+
+    #[test]
+    fn witness_submissions_round_trip() {
+        let request = StoreRequest::SubmitToWitnesses {
+            checkpoint: "log\n1\nAAAA\n\n— log AAAA\n".into(),
+        };
+        let decoded =
+            decode_message::<StoreRequest>(&encode_message(4, &request).unwrap()).unwrap();
+        assert_eq!(decoded.body, request);
+        let reply = StoreResponse::WitnessAnswers {
+            answers: vec![WitnessReply {
+                url: "http://127.0.0.1:1".into(),
+                status: 409,
+                body: "7\n".into(),
+            }],
+        };
+        let decoded = decode_message::<StoreResponse>(&encode_message(4, &reply).unwrap()).unwrap();
+        assert_eq!(decoded.body, reply);
+    }
 
     #[test]
     fn credentials_round_trip_and_never_show_in_debug() {

@@ -1,14 +1,13 @@
 //! Counting fresh cosignatures from witness answers, against a clock the caller passes in.
 //!
-//! This is the check for an enclave restarted on a log whose witness set is governed
-//! (docs/audit-log.md section 9; the enclave's start-up step that uses it is not wired yet):
-//! it asks the untrusted parent to submit the log's latest checkpoint to every witness now
-//! and relay their raw answers, and trusts none of them. A witness counts only if a line of
-//! its 200 answer is a cosignature by a key of the witness set over exactly the checkpoint
-//! text asked for, timestamped within [`Freshness`] of the caller's own clock. A witness that
-//! cosigned a larger or different tree answers 409 or 422 instead, so a rolled-back or forked
-//! log cannot gather the threshold; a cosignature recorded earlier and replayed by the parent
-//! is too old to count.
+//! This is the check of an enclave restarted on a log that names a witness set
+//! (docs/audit-log.md section 9, "Starting on a witnessed log"): it asks the untrusted parent
+//! to submit the head's checkpoint to every witness now and relay their raw answers, and
+//! trusts none of them. A witness counts only if a line of its 200 answer is a cosignature by
+//! a key of the witness set over exactly the checkpoint text asked for, timestamped within
+//! [`Freshness`] of the caller's own clock. A witness that cosigned a larger or different
+//! tree answers 409 or 422 instead, so a rolled-back or forked log cannot gather the
+//! threshold; a cosignature recorded earlier and replayed by the parent is too old to count.
 
 use std::collections::BTreeMap;
 use std::fmt;
