@@ -201,13 +201,15 @@ rm -f "$vsock" "$vsock"_* "$dir/vhost-user.sock"
   2>>"$dir/vhost-device-vsock.log" &
 pids+=("$!")
 
-# --- The parent: API, log store, KMS relay, credentials, boot heartbeat. ------------------
+# --- The parent: API, log store, KMS relay, credentials, boot heartbeat. A minute per request,
+# not the default 10 s: under TCG the genesis (a fresh RSA key in the guest for KMS, the
+# sealing round trip, two attested records) took more than 10 s in a CI dry run. ------------
 rm -f "$dir/proxy.out"
 "$bin/parent-proxy" --listen "127.0.0.1:$port" --enclave "vsock-uds:$vsock:5000" --insecure-http \
   --store-listen "unix:${vsock}_5001" --store-path "$dir/log.sqlite" \
   --kms-relay-listen "unix:${vsock}_8000" --kms-relay-endpoint "$kms" \
   --kms-relay-allow "$kms" --aws-credentials "static:$dir/aws-credentials" \
-  --enclave-heartbeat "unix:${vsock}_9000" \
+  --enclave-heartbeat "unix:${vsock}_9000" --request-timeout-ms 60000 \
   >"$dir/proxy.out" 2>>"$dir/proxy.log" &
 pids+=("$!")
 url=""
